@@ -1,0 +1,162 @@
+#include "pbskit/formats/crypto.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <zlib.h>
+
+#include <climits>
+#include <cstring>
+
+namespace pbskit {
+
+uint32_t Crc32(std::span<const uint8_t> data, uint32_t seed) {
+  uLong crc = seed;
+  const uint8_t* p = data.data();
+  size_t n = data.size();
+  while (n > 0) {  // zlib takes uInt lengths
+    uInt step = n > UINT_MAX ? UINT_MAX : static_cast<uInt>(n);
+    crc = crc32(crc, p, step);
+    p += step;
+    n -= step;
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+Digest Sha256(std::span<const uint8_t> data) {
+  Digest d;
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  return d;
+}
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) { Reset(); }
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256Stream::Reset() {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+void Sha256Stream::Update(std::span<const uint8_t> data) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data.data(), data.size());
+}
+Digest Sha256Stream::Finish() {
+  Digest d;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
+  return d;
+}
+
+Digest HmacSha256(std::span<const uint8_t> key, std::span<const uint8_t> message) {
+  Digest d;
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), message.data(), message.size(),
+       d.data(), &len);
+  return d;
+}
+
+std::vector<uint8_t> Pbkdf2Sha256(std::span<const uint8_t> password, std::span<const uint8_t> salt,
+                                  uint32_t iterations, size_t out_len) {
+  std::vector<uint8_t> out(out_len);
+  PKCS5_PBKDF2_HMAC(reinterpret_cast<const char*>(password.data()),
+                    static_cast<int>(password.size()), salt.data(), static_cast<int>(salt.size()),
+                    static_cast<int>(iterations), EVP_sha256(), static_cast<int>(out_len),
+                    out.data());
+  return out;
+}
+
+Result<std::vector<uint8_t>> Scrypt(std::span<const uint8_t> password,
+                                    std::span<const uint8_t> salt, uint64_t n, uint64_t r,
+                                    uint64_t p, size_t out_len) {
+  std::vector<uint8_t> out(out_len);
+  // maxmem as PBS sets it (1025 MiB) so n=65536,r=8 works.
+  if (EVP_PBE_scrypt(reinterpret_cast<const char*>(password.data()), password.size(),
+                     salt.data(), salt.size(), n, r, p, 1025ull * 1024 * 1024, out.data(),
+                     out_len) != 1) {
+    return Status::InvalidArgument("scrypt failed for n=" + std::to_string(n) +
+                                   " r=" + std::to_string(r) + " p=" + std::to_string(p));
+  }
+  return out;
+}
+
+void RandomBytes(std::span<uint8_t> out) {
+  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) std::abort();
+}
+
+namespace {
+struct CipherCtx {
+  EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(c); }
+};
+}  // namespace
+
+Status Aes256GcmEncrypt(std::span<const uint8_t, 32> key, std::span<const uint8_t, 16> iv,
+                        std::span<const uint8_t> plaintext, std::vector<uint8_t>* ciphertext,
+                        std::array<uint8_t, 16>* tag) {
+  CipherCtx ctx;
+  int len = 0;
+  ciphertext->resize(plaintext.size());
+  if (EVP_EncryptInit_ex(ctx.c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.c, EVP_CTRL_GCM_SET_IVLEN, 16, nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx.c, nullptr, nullptr, key.data(), iv.data()) != 1 ||
+      EVP_EncryptUpdate(ctx.c, nullptr, &len, nullptr, 0) != 1)
+    return Status::IoError("AES-256-GCM encrypt init failed");
+  size_t done = 0;
+  while (done < plaintext.size()) {  // OpenSSL takes int lengths
+    int step = static_cast<int>(std::min<size_t>(plaintext.size() - done, 1 << 30));
+    if (EVP_EncryptUpdate(ctx.c, ciphertext->data() + done, &len, plaintext.data() + done, step) != 1)
+      return Status::IoError("AES-256-GCM encrypt failed");
+    done += static_cast<size_t>(len);
+  }
+  if (EVP_EncryptFinal_ex(ctx.c, ciphertext->data() + done, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.c, EVP_CTRL_GCM_GET_TAG, 16, tag->data()) != 1)
+    return Status::IoError("AES-256-GCM encrypt finalize failed");
+  return Status::OK();
+}
+
+Status Aes256GcmDecrypt(std::span<const uint8_t, 32> key, std::span<const uint8_t, 16> iv,
+                        std::span<const uint8_t, 16> tag, std::span<const uint8_t> ciphertext,
+                        std::vector<uint8_t>* plaintext) {
+  CipherCtx ctx;
+  int len = 0;
+  plaintext->resize(ciphertext.size());
+  if (EVP_DecryptInit_ex(ctx.c, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.c, EVP_CTRL_GCM_SET_IVLEN, 16, nullptr) != 1 ||
+      EVP_DecryptInit_ex(ctx.c, nullptr, nullptr, key.data(), iv.data()) != 1 ||
+      EVP_DecryptUpdate(ctx.c, nullptr, &len, nullptr, 0) != 1)
+    return Status::IoError("AES-256-GCM decrypt init failed");
+  size_t done = 0;
+  while (done < ciphertext.size()) {
+    int step = static_cast<int>(std::min<size_t>(ciphertext.size() - done, 1 << 30));
+    if (EVP_DecryptUpdate(ctx.c, plaintext->data() + done, &len, ciphertext.data() + done, step) != 1)
+      return Status::Corruption("AES-256-GCM decrypt failed");
+    done += static_cast<size_t>(len);
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx.c, EVP_CTRL_GCM_SET_TAG, 16, const_cast<uint8_t*>(tag.data())) != 1)
+    return Status::IoError("AES-256-GCM set tag failed");
+  if (EVP_DecryptFinal_ex(ctx.c, plaintext->data() + done, &len) != 1)
+    return Status::Corruption("AES-256-GCM authentication tag mismatch (wrong key or damaged data)");
+  return Status::OK();
+}
+
+std::string Base64Encode(std::span<const uint8_t> data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(),
+                          static_cast<int>(data.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+Result<std::vector<uint8_t>> Base64Decode(std::string_view text) {
+  if (text.size() % 4) return Status::InvalidArgument("invalid base64 length");
+  std::vector<uint8_t> out(text.size() / 4 * 3 + 1);
+  int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return Status::InvalidArgument("invalid base64 data");
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad++;
+  if (text.size() > 1 && text[text.size() - 2] == '=') pad++;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+}  // namespace pbskit

@@ -1,0 +1,76 @@
+#include "pbskit/formats/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pbskit {
+namespace {
+
+std::vector<uint8_t> Bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+TEST(CryptoTest, Crc32MatchesBlobVector) {
+  // FORMATS.md §12.3: ten 00, ten 01, ..., ten 04.
+  std::vector<uint8_t> data;
+  for (int v = 0; v < 5; v++) data.insert(data.end(), 10, static_cast<uint8_t>(v));
+  EXPECT_EQ(Crc32(data), 0x5cc18d12u);
+  EXPECT_EQ(ToHex(Sha256(data)), "c8b59f3093e5268919b92e8e91074d14205c1ae70fac35aec7021603c9e3b63f");
+}
+
+TEST(CryptoTest, Pbkdf2IdKeyVector) {
+  // FORMATS.md §12.2: K = 00..1f, id_key = PBKDF2(K, "_id_key", 10, 32).
+  std::vector<uint8_t> k(32);
+  for (int i = 0; i < 32; i++) k[i] = static_cast<uint8_t>(i);
+  auto id = Pbkdf2Sha256(k, Bytes("_id_key"), 10, 32);
+  EXPECT_EQ(ToHex(id), "7c2c013efd07f3b25717a485263343cd4d292a4b65c200bb3b18ea227abe225c");
+}
+
+TEST(CryptoTest, ScryptManifestKeyVector) {
+  // FORMATS.md §12.4: scrypt("test", salt "", N=65536, r=8, p=1).
+  auto k = Scrypt(Bytes("test"), {}, 65536, 8, 1, 32);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(ToHex(*k), "28cdb1a3bef39396c3860e00d448fe7a0efd8244486ab6feb30457681d31597e");
+}
+
+TEST(CryptoTest, AesGcmVectorAndTamper) {
+  // FORMATS.md §12.3 encrypted blob with K = 09*32, IV = 00..0f (compressed? no: plain data).
+  std::array<uint8_t, 32> key;
+  key.fill(9);
+  std::array<uint8_t, 16> iv;
+  for (int i = 0; i < 16; i++) iv[i] = static_cast<uint8_t>(i);
+  std::vector<uint8_t> data;
+  for (int v = 0; v < 5; v++) data.insert(data.end(), 10, static_cast<uint8_t>(v));
+  std::vector<uint8_t> ct;
+  std::array<uint8_t, 16> tag;
+  ASSERT_TRUE(Aes256GcmEncrypt(key, iv, data, &ct, &tag).ok());
+  EXPECT_EQ(ToHex(tag), "dcefa2ac87a8b01ad7c6df3366244045");
+  EXPECT_EQ(ToHex(ct),
+            "36336ba72aa6a2ab4cbdbb28948162f4063a7b44929e5e324d4112445c20b7cf8cdd988bef13c361d630"
+            "243ab7816a2ae05e");
+  EXPECT_EQ(Crc32(ct), 0x7eb34100u);
+  std::vector<uint8_t> back;
+  ASSERT_TRUE(Aes256GcmDecrypt(key, iv, tag, ct, &back).ok());
+  EXPECT_EQ(back, data);
+  ct[3] ^= 1;
+  EXPECT_TRUE(Aes256GcmDecrypt(key, iv, tag, ct, &back).IsCorruption());
+}
+
+TEST(CryptoTest, HexAndBase64RoundTrip) {
+  EXPECT_EQ(ToHex(std::vector<uint8_t>{0x00, 0xab, 0xff}), "00abff");
+  EXPECT_FALSE(FromHex("abc").ok());
+  EXPECT_FALSE(FromHex("zz").ok());
+  EXPECT_TRUE(IsDigestHex(std::string(64, 'a')));
+  EXPECT_FALSE(IsDigestHex(std::string(63, 'a')));
+  auto raw = Base64Decode("4RPJzVX06FoEt+vs1UCBz2ECc9Csm3ufdoDAEHB4ZCs=");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(ToHex(*raw), "e113c9cd55f4e85a04b7ebecd54081cf610273d0ac9b7b9f7680c0107078642b");
+  EXPECT_EQ(Base64Encode(*raw), "4RPJzVX06FoEt+vs1UCBz2ECc9Csm3ufdoDAEHB4ZCs=");
+  EXPECT_FALSE(Base64Decode("abc").ok());
+  Sha256Stream s;
+  s.Update("ab");
+  s.Update("c");
+  EXPECT_EQ(s.Finish(), Sha256("abc"));
+}
+
+}  // namespace
+}  // namespace pbskit
