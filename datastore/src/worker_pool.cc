@@ -24,6 +24,12 @@ void WorkerPool::Stop(Status why) {
   ready_cv_.notify_all();
 }
 
+void WorkerPool::EndAt(size_t job) {
+  size_t cur = job_limit_.load();
+  while (job < cur && !job_limit_.compare_exchange_weak(cur, job)) {
+  }
+}
+
 size_t WorkerPool::AcquireFreeSlot() {
   std::unique_lock<std::mutex> lock(mu_);
   free_cv_.wait(lock, [&] { return !free_.empty() || stop_.load(); });
@@ -49,7 +55,7 @@ void WorkerPool::ReaderLoop(size_t job_count, const ReadFn& read) {
     size_t slot = AcquireFreeSlot();
     if (slot == slots_) break;
     size_t job = next_job_.fetch_add(1);
-    if (job >= job_count) {
+    if (job >= job_count || job >= job_limit_.load()) {
       ReleaseSlot(slot);
       break;
     }
@@ -92,6 +98,7 @@ Status WorkerPool::Run(size_t job_count, const ReadFn& read, const WorkFn& work)
   {
     std::lock_guard<std::mutex> lock(mu_);
     next_job_.store(0);
+    job_limit_.store(job_count);
     stop_.store(false);
     stop_status_ = Status::OK();
     free_.clear();

@@ -91,6 +91,23 @@ TEST(WorkerPoolTest, StopReturnsStatusAndSkipsRemainingJobs) {
   EXPECT_EQ(works.load(), 50u);
 }
 
+TEST(WorkerPoolTest, EndAtFinishesSuccessfullyWithUnknownJobCount) {
+  WorkerPool pool({.read_threads = 1, .work_threads = 2});
+  std::atomic<size_t> works{0};
+  std::vector<size_t> reads;
+  Status st = pool.Run(
+      SIZE_MAX,
+      [&](size_t job, size_t) {
+        reads.push_back(job);
+        if (job == 41) pool.EndAt(42);  // "EOF" after job 41
+        return true;
+      },
+      [&](size_t, size_t, size_t) { works++; });
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(reads.size(), 42u);
+  EXPECT_EQ(works.load(), 42u);
+}
+
 TEST(WorkerPoolTest, ZeroJobsAndMinimumThreads) {
   WorkerPool pool({.read_threads = 0, .work_threads = 0, .slots = 0});
   EXPECT_EQ(pool.read_threads(), 1u);

@@ -55,6 +55,10 @@ class WorkerPool {
   // Asks the running Run to stop early and return `why` (the first call wins). Thread safe;
   // may be called from the callbacks. A Stop outside a Run affects nothing.
   void Stop(Status why);
+  // Ends the job sequence early and successfully: jobs numbered >= `job` are not started (use
+  // when the job count is not known in advance, e.g. reading a stream until EOF). Thread safe;
+  // effective only during a Run.
+  void EndAt(size_t job);
   // True once Stop was called in the current run. Thread safe.
   bool stopping() const { return stop_.load(std::memory_order_relaxed); }
 
@@ -66,6 +70,7 @@ class WorkerPool {
 
   size_t read_threads_, work_threads_, slots_;
   std::atomic<size_t> next_job_{0};
+  std::atomic<size_t> job_limit_{0};
   std::atomic<bool> stop_{false};
 
   std::mutex mu_;
