@@ -19,9 +19,15 @@ Digest DeriveIdKey(const std::array<uint8_t, 32>& enc_key) {
   return d;
 }
 
+// Function-local so other translation units' static initialisers may compute fingerprints.
+const Digest& FingerprintInput() {
+  static const Digest d = Sha256(std::string_view("Proxmox Backup Encryption Key Fingerprint"));
+  return d;
+}
+
 }  // namespace
 
-const Digest kFingerprintInput = Sha256(std::string_view("Proxmox Backup Encryption Key Fingerprint"));
+const Digest kFingerprintInput = FingerprintInput();
 
 CryptConfig::CryptConfig(const std::array<uint8_t, 32>& enc_key)
     : enc_key_(enc_key), id_key_(DeriveIdKey(enc_key)) {}
@@ -35,7 +41,7 @@ Digest CryptConfig::ComputeDigest(std::span<const uint8_t> plaintext) const {
 
 Digest CryptConfig::Fingerprint() const {
   Sha256Stream h;
-  h.Update(kFingerprintInput);
+  h.Update(FingerprintInput());
   h.Update(id_key_);
   return h.Finish();
 }

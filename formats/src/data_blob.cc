@@ -127,7 +127,9 @@ Status ZstdDecompress(std::span<const uint8_t> in, std::vector<uint8_t>* out) {
       return Status::Corruption(std::string("zstd decompression failed: ") +
                                 ZSTD_getErrorName(last));
     }
-    if (input.pos == input.size && produced < out->size()) break;  // all input consumed, flushed
+    // Done when all input is consumed and either the last frame ended (0) or the decoder
+    // stopped with output space left (it needs input that is not there: truncated frame).
+    if (input.pos == input.size && (last == 0 || produced < out->size())) break;
   }
   out->resize(produced);
   if (last != 0) {

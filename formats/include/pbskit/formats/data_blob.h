@@ -1,7 +1,7 @@
 // DataBlob: the container of every chunk file and every `.blob` file of a PBS datastore.
 //
 //   plain:     magic(8) crc32(4, LE) payload            (payload = data or zstd frames)
-//   encrypted: magic(8) crc32(4, LE) iv(16) tag(16) ciphertext
+//   encrypted: magic(8) crc32(4, LE) iv(16) tag(16) ciphertext   (header 44 bytes)
 //
 // The CRC covers every byte after the header. See docs/formats/blob.md.
 #pragma once
@@ -26,12 +26,12 @@ inline constexpr std::array<uint8_t, 8> kEncrCompressedBlobMagic = {230, 89, 27,
 
 inline constexpr size_t kMaxBlobSize = 128 * 1024 * 1024;  // plaintext limit (MAX_BLOB_SIZE)
 inline constexpr size_t kBlobHeaderSize = 12;               // magic + crc
-inline constexpr size_t kEncryptedBlobHeaderSize = 48;      // magic + crc + iv + tag
+inline constexpr size_t kEncryptedBlobHeaderSize = 44;      // magic + crc + iv + tag (packed)
 
 // Owns the encoded bytes of one blob. Not synchronised: share only const instances.
 class DataBlob {
  public:
-  // Takes the raw file bytes. Corruption when shorter than the header (12 bytes, 48 for an
+  // Takes the raw file bytes. Corruption when shorter than the header (12 bytes, 44 for an
   // encrypted magic), for an unknown magic, or (check_crc) when the stored CRC differs from the
   // computed one (the message gives both).
   static Result<DataBlob> FromRaw(std::vector<uint8_t> raw, bool check_crc = true);
