@@ -60,6 +60,8 @@ size_t NormalizeAvg(size_t avg) {
 
 }  // namespace
 
+std::span<const uint32_t, 256> BuzhashTable() { return std::span<const uint32_t, 256>(kBuzhashTable); }
+
 Chunker::Chunker(size_t avg_size) {
   avg_ = NormalizeAvg(avg_size);
   min_ = avg_ >> 2;

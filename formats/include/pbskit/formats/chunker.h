@@ -9,6 +9,9 @@
 
 namespace pbskit {
 
+// PBS's 256-entry buzhash table (identical in PBS 1.x..4.x).
+std::span<const uint32_t, 256> BuzhashTable();
+
 class Chunker {
  public:
   // avg_size: power of two 64 KiB..4 MiB for archives (512 KiB for the catalog). Other powers
