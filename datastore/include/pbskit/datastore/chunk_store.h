@@ -19,6 +19,10 @@
 
 namespace pbskit {
 
+namespace detail {
+struct ProcessLocker;
+}
+
 // Digest of the 4 MiB all-zero chunk (inserted by the atime safety check).
 inline constexpr char kZeroChunkDigestHex[] =
     "bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8";
@@ -44,13 +48,16 @@ struct ChunkFileInfo {
 
 class ChunkStore {
  public:
-  // Creates <base> (0755, may exist but must then be empty apart from lost+found), <base>/.chunks
-  // (0750) with the 65536 prefix directories (0750) and an empty <base>/.lock (0644).
-  // AlreadyExists if <base>/.chunks exists; IoError on any failure.
-  static Result<std::unique_ptr<ChunkStore>> Create(const std::string& base, Filesystem* fs,
-                                                    SyncLevel level);
+  // Creates <base> (0755, parents as needed; an existing directory is used as is), <base>/.chunks
+  // (0750), an empty <base>/.lock (0644) and the 65536 prefix directories (0750), in PBS's
+  // order. Requires an absolute path (InvalidArgument). AlreadyExists if <base>/.chunks exists;
+  // IoError on any failure. `progress` (optional) gets the percentage while creating dirs.
+  static Result<std::unique_ptr<ChunkStore>> Create(
+      const std::string& base, Filesystem* fs, SyncLevel level,
+      const std::function<void(int)>& progress = {});
   // Opens an existing chunk store; requires <base>/.chunks to be a directory (NotFound
-  // otherwise). Opening never writes anything.
+  // otherwise). Opening never writes anything (the .lock file is only opened, and created when
+  // missing, by LockShared / TryLockExclusive).
   static Result<std::unique_ptr<ChunkStore>> Open(const std::string& base, Filesystem* fs,
                                                   SyncLevel level);
   ~ChunkStore();
@@ -90,10 +97,15 @@ class ChunkStore {
   // lstat of a chunk file. NotFound if missing.
   Result<struct stat> StatChunk(const Digest& d) const;
 
-  // Process locks on <base>/.lock (fcntl record locks, non-blocking). Shared: held by writers
-  // for the whole session; several shared holders (any process) coexist. Exclusive: GC; fails
-  // with Busy while any process (this one included) holds a shared lock and vice versa.
-  // In-process bookkeeping is shared by all ChunkStore objects of the same base.
+  // Process locks on <base>/.lock (fcntl record locks, non-blocking), PBS's ProcessLocker.
+  // Shared: held by writers for the whole session; several shared holders (any process)
+  // coexist. Exclusive: GC; Busy "unable to get exclusive lock - ..." while ANOTHER process
+  // holds a shared or exclusive lock, or when this process already holds it exclusively.
+  // Shared locks of this process do not block it (fcntl locks are per process, and GC uses
+  // OldestSharedLockTime for them); a shared request while another process holds the
+  // exclusive lock is Busy "unable to get shared lock - ...". Releasing the exclusive lock
+  // downgrades to shared when this process still has shared holders. In-process bookkeeping
+  // is shared by all ChunkStore objects whose .lock is the same file.
   Result<std::unique_ptr<ProcessLockGuard>> LockShared();
   Result<std::unique_ptr<ProcessLockGuard>> TryLockExclusive();
   // Start time (Unix seconds) of the oldest shared lock this process holds, if any (GC's
@@ -115,11 +127,14 @@ class ChunkStore {
 
  private:
   ChunkStore(std::string base, Filesystem* fs, SyncLevel level);
+  Result<std::shared_ptr<detail::ProcessLocker>> Locker() const;
 
   std::string base_;
   Filesystem* fs_;
   SyncLevel level_;
   mutable std::mutex insert_mu_;
+  mutable std::mutex locker_mu_;
+  mutable std::shared_ptr<detail::ProcessLocker> locker_;
 };
 
 // Parses a .chunks entry name: 64 hex (chunk), 64 hex + ".N.bad" or 64 hex + ".using".
