@@ -44,6 +44,7 @@ char EntryKindLetter(EntryKind kind, const Metadata& metadata) {
     case EntryKind::kDevice: return metadata.stat.file_type() == kModeIfblk ? 'b' : 'c';
     case EntryKind::kFifo: return 'p';
     case EntryKind::kSocket: return 's';
+    case EntryKind::kDirectoryEnd: return 'e';
   }
   return '?';
 }
@@ -324,6 +325,12 @@ Status Decoder::Step(Entry* entry, bool* produced) {
   }
   if (htype == kGoodbye) {
     PBSKIT_RETURN_IF_ERROR(ReadGoodbye(full));
+    if (opts_.report_directory_end) {
+      entry->kind = EntryKind::kDirectoryEnd;
+      entry->path = path_.empty() ? "/" : path_;
+      entry->offset = at;
+      *produced = true;
+    }
     Dir done = std::move(dirs_.back());
     dirs_.pop_back();
     path_.resize(done.path_len);

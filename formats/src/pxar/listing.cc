@@ -88,7 +88,9 @@ std::string RustDebugQuote(std::string_view s, bool str_style) {
 }
 
 std::string ListLine(const Entry& entry) {
-  if (entry.kind == EntryKind::kVersion || entry.kind == EntryKind::kPrelude) return "";
+  if (entry.kind == EntryKind::kVersion || entry.kind == EntryKind::kPrelude ||
+      entry.kind == EntryKind::kDirectoryEnd)
+    return "";
   return RustDebugQuote(entry.path);
 }
 

@@ -59,6 +59,9 @@ enum class EntryKind {
   kDevice,
   kFifo,
   kSocket,
+  // End of a directory (its goodbye table); only with DecoderOptions::report_directory_end.
+  // `path` is the directory's path, `offset` the goodbye table's offset.
+  kDirectoryEnd,
 };
 
 // Single-letter kind as in catalogs and the fixture listings: d f l h c b p s (v/P for
@@ -86,6 +89,9 @@ struct DecoderOptions {
   std::string name = "pxar archive";  // used in error messages
   bool validate_goodbye = true;       // check every goodbye table against the entries read
   uint64_t max_prelude = 16 * 1024 * 1024;
+  // Emit a kDirectoryEnd entry after each directory's last child (extractors restore the
+  // directory's mtime there; re-encoders close the directory).
+  bool report_directory_end = false;
 };
 
 // Not thread safe. Sources are borrowed and must outlive the decoder.

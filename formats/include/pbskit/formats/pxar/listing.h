@@ -15,8 +15,8 @@ namespace pbskit::pxar {
 // instead (single quotes are not escaped). Pure.
 std::string RustDebugQuote(std::string_view bytes, bool str_style = false);
 
-// The line `pxar list` prints for an entry (its quoted path), or "" for version/prelude
-// entries, which `pxar list` does not print.
+// The line `pxar list` prints for an entry (its quoted path), or "" for version, prelude and
+// directory-end entries, which `pxar list` does not print.
 std::string ListLine(const Entry& entry);
 
 }  // namespace pbskit::pxar
