@@ -14,7 +14,14 @@ constexpr int kMaxDepth = 4096;
 
 bool ValidType(uint8_t t) {
   switch (t) {
-    case 'd': case 'f': case 'l': case 'h': case 'b': case 'c': case 'p': case 's':
+    case 'd':
+    case 'f':
+    case 'l':
+    case 'h':
+    case 'b':
+    case 'c':
+    case 'p':
+    case 's':
       return true;
     default:
       return false;
@@ -31,12 +38,24 @@ void AppendQuotedPath(std::string_view s, std::string* out) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\t': out->append("\\t"); break;
-        case '\r': out->append("\\r"); break;
-        case '\n': out->append("\\n"); break;
-        case '\0': out->append("\\0"); break;
+        case '"':
+          out->append("\\\"");
+          break;
+        case '\\':
+          out->append("\\\\");
+          break;
+        case '\t':
+          out->append("\\t");
+          break;
+        case '\r':
+          out->append("\\r");
+          break;
+        case '\n':
+          out->append("\\n");
+          break;
+        case '\0':
+          out->append("\\0");
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {
             std::snprintf(buf, sizeof buf, "\\u{%x}", c);
@@ -56,10 +75,10 @@ void AppendQuotedPath(std::string_view s, std::string* out) {
     }
     if (valid && len >= 3) {
       const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if (c == 0xe0 && c1 < 0xa0) valid = false;       // overlong
-      if (c == 0xed && c1 >= 0xa0) valid = false;      // surrogate
-      if (c == 0xf0 && c1 < 0x90) valid = false;       // overlong
-      if (c == 0xf4 && c1 >= 0x90) valid = false;      // > U+10FFFF
+      if (c == 0xe0 && c1 < 0xa0) valid = false;   // overlong
+      if (c == 0xed && c1 >= 0xa0) valid = false;  // surrogate
+      if (c == 0xf0 && c1 < 0x90) valid = false;   // overlong
+      if (c == 0xf4 && c1 >= 0x90) valid = false;  // > U+10FFFF
     }
     if (!valid) {
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
@@ -157,8 +176,7 @@ namespace {
 Status CheckName(std::string_view name) {
   if (name.empty()) return Status::InvalidArgument("catalog: empty entry name");
   if (name.find('/') != std::string_view::npos) {
-    return Status::InvalidArgument("catalog: entry name '" + std::string(name) +
-                                   "' contains '/'");
+    return Status::InvalidArgument("catalog: entry name '" + std::string(name) + "' contains '/'");
   }
   if (name.size() >= kMaxNameLen) {
     return Status::InvalidArgument("catalog: entry name of " + std::to_string(name.size()) +
@@ -280,7 +298,8 @@ Result<std::vector<CatalogEntry>> CatalogReader::ReadDirectory(uint64_t offset) 
   std::span<const uint8_t> all(data_.data(), blocks_end);
   size_t pos = offset;
   PBSKIT_ASSIGN_OR_RETURN(uint64_t len, ReadVarU64(all, &pos, where));
-  if (len < 1) return Status::Corruption(where + ": got small directory size " + std::to_string(len));
+  if (len < 1)
+    return Status::Corruption(where + ": got small directory size " + std::to_string(len));
   if (len > blocks_end - pos) return Status::Corruption(where + ": block runs past the end");
   std::span<const uint8_t> block = all.subspan(pos, len);
   size_t p = 0;
@@ -303,8 +322,7 @@ Result<std::vector<CatalogEntry>> CatalogReader::ReadDirectory(uint64_t offset) 
     }
     if (name_len > block.size() - p) return Status::Corruption(where + ": name truncated");
     CatalogEntry e{static_cast<CatalogEntryType>(t),
-                   std::string(reinterpret_cast<const char*>(block.data() + p), name_len), 0, 0,
-                   0};
+                   std::string(reinterpret_cast<const char*>(block.data() + p), name_len), 0, 0, 0};
     p += name_len;
     if (e.type == CatalogEntryType::kDirectory) {
       PBSKIT_ASSIGN_OR_RETURN(uint64_t rel, ReadVarU64(block, &p, where));

@@ -48,8 +48,7 @@ constexpr uint32_t kBuzhashTable[256] = {
     0xd4dcac9e, 0x0db845cb, 0xfb5e4bc3, 0xe0256ce1, 0x09fb4ed1, 0x0914be1e, 0xa5bdb2c3, 0xc6eb57bb,
     0x30320350, 0x3f397e91, 0xa67791bc, 0x86bc0e2c, 0xefa0a7e2, 0xe9ff7543, 0xe733612c, 0xd185897b,
     0x329e5388, 0x91dd236b, 0x2ecb0d93, 0xf4d82a3d, 0x35b5c03f, 0xe4e606f0, 0x05b21843, 0x37b45964,
-    0x5eff22f4, 0x6027f4cc, 0x77178b3c, 0xae507131, 0x7bf7cabc, 0xf9c18d66, 0x593ade65, 0xd95ddf11
-};
+    0x5eff22f4, 0x6027f4cc, 0x77178b3c, 0xae507131, 0x7bf7cabc, 0xf9c18d66, 0x593ade65, 0xd95ddf11};
 
 inline uint32_t Rotl1(uint32_t h) { return (h << 1) | (h >> 31); }
 
@@ -60,7 +59,9 @@ size_t NormalizeAvg(size_t avg) {
 
 }  // namespace
 
-std::span<const uint32_t, 256> BuzhashTable() { return std::span<const uint32_t, 256>(kBuzhashTable); }
+std::span<const uint32_t, 256> BuzhashTable() {
+  return std::span<const uint32_t, 256>(kBuzhashTable);
+}
 
 Chunker::Chunker(size_t avg_size) {
   avg_ = NormalizeAvg(avg_size);

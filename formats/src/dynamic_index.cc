@@ -11,8 +11,8 @@
 namespace pbskit {
 namespace index_internal {
 
-void ReadCommonHeader(std::span<const uint8_t> file, std::array<uint8_t, 16>* uuid,
-                      int64_t* ctime, Digest* csum) {
+void ReadCommonHeader(std::span<const uint8_t> file, std::array<uint8_t, 16>* uuid, int64_t* ctime,
+                      Digest* csum) {
   std::memcpy(uuid->data(), file.data() + 8, 16);
   *ctime = static_cast<int64_t>(LoadLe64(file.data() + 24));
   std::memcpy(csum->data(), file.data() + 32, 32);
@@ -38,9 +38,8 @@ std::array<uint8_t, 16> NewUuid() {
 
 Result<DynamicIndex> DynamicIndex::Parse(std::span<const uint8_t> file, const std::string& name) {
   if (file.size() < kIndexHeaderSize) {
-    return Status::Corruption(name + ": dynamic index too short (" +
-                              std::to_string(file.size()) + " bytes, header needs " +
-                              std::to_string(kIndexHeaderSize) + ")");
+    return Status::Corruption(name + ": dynamic index too short (" + std::to_string(file.size()) +
+                              " bytes, header needs " + std::to_string(kIndexHeaderSize) + ")");
   }
   if (!std::equal(kDynamicIndexMagic.begin(), kDynamicIndexMagic.end(), file.begin())) {
     return Status::Corruption(name + ": wrong dynamic index magic (got " +

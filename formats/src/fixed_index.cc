@@ -6,8 +6,8 @@
 #include <cstring>
 #include <ctime>
 
-#include "pbskit/formats/crypto.h"
 #include "index_common.h"
+#include "pbskit/formats/crypto.h"
 
 namespace pbskit {
 
@@ -17,17 +17,16 @@ Result<FixedIndex> FixedIndex::Parse(std::span<const uint8_t> file, const std::s
                               " bytes, header needs " + std::to_string(kIndexHeaderSize) + ")");
   }
   if (!std::equal(kFixedIndexMagic.begin(), kFixedIndexMagic.end(), file.begin())) {
-    return Status::Corruption(name + ": wrong fixed index magic (got " +
-                              ToHex(file.subspan(0, 8)) + ", expected " +
-                              ToHex(kFixedIndexMagic) + ")");
+    return Status::Corruption(name + ": wrong fixed index magic (got " + ToHex(file.subspan(0, 8)) +
+                              ", expected " + ToHex(kFixedIndexMagic) + ")");
   }
   FixedIndex idx;
   index_internal::ReadCommonHeader(file, &idx.uuid_, &idx.ctime_, &idx.header_csum_);
   idx.size_ = LoadLe64(file.data() + 64);
   idx.chunk_size_ = LoadLe64(file.data() + 72);
   if (idx.chunk_size_ == 0 || !std::has_single_bit(idx.chunk_size_)) {
-    return Status::Corruption(name + ": fixed index chunk size " +
-                              std::to_string(idx.chunk_size_) + " is not a power of two");
+    return Status::Corruption(name + ": fixed index chunk size " + std::to_string(idx.chunk_size_) +
+                              " is not a power of two");
   }
   if (idx.size_ == 0) return Status::Corruption(name + ": fixed index image size is 0");
   const uint64_t count = (idx.size_ - 1) / idx.chunk_size_ + 1;
@@ -71,8 +70,8 @@ FixedIndexWriter::FixedIndexWriter(uint64_t size, uint64_t chunk_size)
 Status FixedIndexWriter::SetDigest(size_t i, const Digest& d) {
   if (i >= digests_.size()) {
     return Status::InvalidArgument("fixed index: chunk " + std::to_string(i) +
-                                   " out of range (index has " +
-                                   std::to_string(digests_.size()) + " chunks)");
+                                   " out of range (index has " + std::to_string(digests_.size()) +
+                                   " chunks)");
   }
   digests_[i] = d;
   set_[i] = true;

@@ -33,8 +33,8 @@ void AppendDouble(double d, std::string* out) {
   }
   int exp10 = std::stoi(sci.substr(e + 1));
   const int length = static_cast<int>(digits.size());
-  const int kk = exp10 + 1;       // position of the decimal point
-  const int k = kk - length;      // exponent of the last digit
+  const int kk = exp10 + 1;   // position of the decimal point
+  const int k = kk - length;  // exponent of the last digit
   if (k >= 0 && kk <= 16) {
     out->append(digits);
     out->append(static_cast<size_t>(k), '0');
@@ -178,13 +178,27 @@ void AppendSerdeString(std::string_view s, std::string* out) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");

@@ -10,9 +10,12 @@ namespace pbskit {
 
 const char* CryptModeName(CryptMode m) {
   switch (m) {
-    case CryptMode::kNone: return "none";
-    case CryptMode::kEncrypt: return "encrypt";
-    case CryptMode::kSignOnly: return "sign-only";
+    case CryptMode::kNone:
+      return "none";
+    case CryptMode::kEncrypt:
+      return "encrypt";
+    case CryptMode::kSignOnly:
+      return "sign-only";
   }
   return "none";
 }
@@ -116,7 +119,8 @@ std::string NormalizeFingerprint(std::string_view fp) {
 
 Result<Manifest> Manifest::Parse(std::string_view json, const std::string& name) {
   boost::system::error_code ec;
-  boost::json::value root = boost::json::parse(boost::json::string_view(json.data(), json.size()), ec);
+  boost::json::value root =
+      boost::json::parse(boost::json::string_view(json.data(), json.size()), ec);
   if (ec) return Status::Corruption(name + ": manifest is not valid JSON: " + ec.message());
   if (!root.is_object()) return Status::Corruption(name + ": manifest is not a JSON object");
   const auto& o = root.get_object();
@@ -199,8 +203,8 @@ std::string Manifest::SignedCanonicalJson() const {
 
 Digest Manifest::ComputeSignature(std::span<const uint8_t, 32> id_key) const {
   std::string c = SignedCanonicalJson();
-  return HmacSha256(id_key, std::span<const uint8_t>(
-                                reinterpret_cast<const uint8_t*>(c.data()), c.size()));
+  return HmacSha256(id_key,
+                    std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(c.data()), c.size()));
 }
 
 void Manifest::Sign(std::span<const uint8_t, 32> id_key) {

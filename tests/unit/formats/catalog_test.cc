@@ -45,9 +45,9 @@ TEST(CatalogVarint, Vectors) {  // FORMATS.md §12.7
 }
 
 TEST(CatalogVarint, RoundTrips) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{126}, uint64_t{127}, uint64_t{128}, (uint64_t{1} << 12) - 1,
-                     (uint64_t{1} << 20) - 1, (uint64_t{1} << 50) - 1, uint64_t{1} << 63,
-                     std::numeric_limits<uint64_t>::max()}) {
+  for (uint64_t v : {uint64_t{0}, uint64_t{126}, uint64_t{127}, uint64_t{128},
+                     (uint64_t{1} << 12) - 1, (uint64_t{1} << 20) - 1, (uint64_t{1} << 50) - 1,
+                     uint64_t{1} << 63, std::numeric_limits<uint64_t>::max()}) {
     auto enc = U64(v);
     size_t pos = 0;
     auto dec = ReadVarU64(enc, &pos, "test");
@@ -55,9 +55,9 @@ TEST(CatalogVarint, RoundTrips) {
     EXPECT_EQ(*dec, v);
     EXPECT_EQ(pos, enc.size());
   }
-  for (int64_t v : {int64_t{0}, int64_t{1}, int64_t{-1}, int64_t{126}, int64_t{-126},
-                    int64_t{-127}, int64_t{-128}, int64_t{-200}, (int64_t{1} << 12) - 1,
-                    -(int64_t{1} << 20) + 1, (int64_t{1} << 50) - 1, -(int64_t{1} << 50),
+  for (int64_t v : {int64_t{0}, int64_t{1}, int64_t{-1}, int64_t{126}, int64_t{-126}, int64_t{-127},
+                    int64_t{-128}, int64_t{-200}, (int64_t{1} << 12) - 1, -(int64_t{1} << 20) + 1,
+                    (int64_t{1} << 50) - 1, -(int64_t{1} << 50),
                     std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()}) {
     auto enc = I64(v);
     size_t pos = 0;
@@ -107,10 +107,10 @@ TEST(Catalog, SpecExampleBytes) {  // FORMATS.md §12.7
   ASSERT_TRUE(w.EndDirectory().ok());
   auto out = w.Finish();
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  std::vector<uint8_t> expected = Bytes({0x91, 0xfd, 0x60, 0xf9, 0xc4, 0x67, 0x58, 0xd5,  //
-                                         0x0d, 0x02, 0x66, 0x01, 0x61, 0x05, 0x80, 0xa0, 0xf8,
-                                         0xfa, 0x05, 0x6c, 0x01, 0x6c,  //
-                                         0x12, 0x01, 0x64, 0x0e});
+  std::vector<uint8_t> expected =
+      Bytes({0x91, 0xfd, 0x60, 0xf9, 0xc4, 0x67, 0x58, 0xd5,                                      //
+             0x0d, 0x02, 0x66, 0x01, 0x61, 0x05, 0x80, 0xa0, 0xf8, 0xfa, 0x05, 0x6c, 0x01, 0x6c,  //
+             0x12, 0x01, 0x64, 0x0e});
   const std::string name = "root.pxar.didx";
   expected.insert(expected.end(), name.begin(), name.end());
   for (int b : {0x0e, 0x16, 0, 0, 0, 0, 0, 0, 0}) expected.push_back(static_cast<uint8_t>(b));
@@ -186,8 +186,8 @@ std::vector<uint8_t> FixtureCatalog(const std::string& snapshot) {
   auto idx = DynamicIndex::Parse(test::ReadFile(test::Fixture(rel)), rel).value();
   EXPECT_EQ(idx.chunk_count(), 1u);
   const std::string hex = ToHex(idx.entry(0).digest);
-  auto blob =
-      DataBlob::FromRaw(test::ReadFile(test::Fixture(base + ".chunks/" + hex.substr(0, 4) + "/" + hex)));
+  auto blob = DataBlob::FromRaw(
+      test::ReadFile(test::Fixture(base + ".chunks/" + hex.substr(0, 4) + "/" + hex)));
   EXPECT_TRUE(blob.ok()) << blob.status().ToString();
   auto data = blob->Decode(nullptr).value();
   EXPECT_EQ(ToHex(Sha256(data)), hex);
@@ -267,7 +267,8 @@ TEST(Catalog, FixtureListings) {
     CatalogWriter w;
     std::vector<std::string> open;  // directory paths currently open
     Status st = r->Walk([&](const std::string& path, const CatalogEntry& e) -> Status {
-      const std::string parent = path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
+      const std::string parent =
+          path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
       while (!open.empty() && open.back() != parent) {
         PBSKIT_RETURN_IF_ERROR(w.EndDirectory());
         open.pop_back();
@@ -276,13 +277,20 @@ TEST(Catalog, FixtureListings) {
         case CatalogEntryType::kDirectory:
           open.push_back(path);
           return w.StartDirectory(e.name);
-        case CatalogEntryType::kFile: return w.AddFile(e.name, e.size, e.mtime);
-        case CatalogEntryType::kSymlink: return w.AddSymlink(e.name);
-        case CatalogEntryType::kHardlink: return w.AddHardlink(e.name);
-        case CatalogEntryType::kBlockDevice: return w.AddBlockDevice(e.name);
-        case CatalogEntryType::kCharDevice: return w.AddCharDevice(e.name);
-        case CatalogEntryType::kFifo: return w.AddFifo(e.name);
-        case CatalogEntryType::kSocket: return w.AddSocket(e.name);
+        case CatalogEntryType::kFile:
+          return w.AddFile(e.name, e.size, e.mtime);
+        case CatalogEntryType::kSymlink:
+          return w.AddSymlink(e.name);
+        case CatalogEntryType::kHardlink:
+          return w.AddHardlink(e.name);
+        case CatalogEntryType::kBlockDevice:
+          return w.AddBlockDevice(e.name);
+        case CatalogEntryType::kCharDevice:
+          return w.AddCharDevice(e.name);
+        case CatalogEntryType::kFifo:
+          return w.AddFifo(e.name);
+        case CatalogEntryType::kSocket:
+          return w.AddSocket(e.name);
       }
       return Status::OK();
     });

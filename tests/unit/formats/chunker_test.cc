@@ -145,12 +145,11 @@ TEST(Chunker, PbsTestBufferAvg64K) {  // FORMATS.md §12.6 (a), chunker.rs test_
   EXPECT_EQ(ChunkPieces(bytes, buf, {1}), expected);
   EXPECT_EQ(ReferenceChunks(buf, 64 * 1024), expected);
 
-  const char* digests[] = {
-      "891dda90913ff7628129fca42890e95bc5f83139c2ac53e5efdb7548b8985169",
-      "dd6840938b244a8d859db2c01009963226c19ac054d427958908857f07b7e072",
-      "4cb96dd2dca66dbce1f49383ca1d2c276b6d0dc1aa9c541828f354694c4d4f3c",
-      "7b85905339559e704376a0dcbfd4405c0e48060496b1f5dea8a8544aef1f5217",
-      "d704ea8aeaa787ff83a2712716e33a0517f499cb66ba575201810dd13f8464b9"};
+  const char* digests[] = {"891dda90913ff7628129fca42890e95bc5f83139c2ac53e5efdb7548b8985169",
+                           "dd6840938b244a8d859db2c01009963226c19ac054d427958908857f07b7e072",
+                           "4cb96dd2dca66dbce1f49383ca1d2c276b6d0dc1aa9c541828f354694c4d4f3c",
+                           "7b85905339559e704376a0dcbfd4405c0e48060496b1f5dea8a8544aef1f5217",
+                           "d704ea8aeaa787ff83a2712716e33a0517f499cb66ba575201810dd13f8464b9"};
   DynamicIndexWriter w;
   size_t start = 0;
   for (size_t i = 0; i < expected.size(); ++i) {

@@ -149,7 +149,8 @@ TEST(FixedIndex, ParsesEveryFixtureIndex) {
 
     // Rebuilding the file from the parsed values gives the same bytes.
     FixedIndexWriter w(idx->size(), idx->chunk_size());
-    for (size_t i = 0; i < idx->chunk_count(); ++i) ASSERT_TRUE(w.SetDigest(i, idx->digest(i)).ok());
+    for (size_t i = 0; i < idx->chunk_count(); ++i)
+      ASSERT_TRUE(w.SetDigest(i, idx->digest(i)).ok());
     w.SetUuid(idx->uuid());
     w.SetCtime(idx->ctime());
     auto rebuilt = w.Finish(nullptr);

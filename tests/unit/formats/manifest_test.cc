@@ -15,7 +15,9 @@ namespace {
 
 std::array<uint8_t, 32> IdKeyOf(std::span<const uint8_t> key) {
   const std::string salt = "_id_key";
-  auto v = Pbkdf2Sha256(key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(salt.data()), salt.size()), 10, 32);
+  auto v = Pbkdf2Sha256(
+      key, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(salt.data()), salt.size()), 10,
+      32);
   std::array<uint8_t, 32> out;
   std::copy(v.begin(), v.end(), out.begin());
   return out;
@@ -24,7 +26,8 @@ std::array<uint8_t, 32> IdKeyOf(std::span<const uint8_t> key) {
 // The fixture datastore's key (pbs-3.2.4-datastore.key.json, kdf none).
 const char kFixtureKeyHex[] = "e113c9cd55f4e85a04b7ebecd54081cf610273d0ac9b7b9f7680c0107078642b";
 const char kFixtureFingerprint[] =
-    "c1:5b:4a:95:d5:ba:ed:b6:4d:dd:e2:bc:f0:f5:d7:47:d4:b5:fa:a3:8b:88:9a:5e:ac:a2:ad:79:da:a2:3f:af";
+    "c1:5b:4a:95:d5:ba:ed:b6:4d:dd:e2:bc:f0:f5:d7:47:d4:b5:fa:a3:8b:88:9a:5e:ac:a2:ad:79:da:a2:3f:"
+    "af";
 
 std::string DecodedManifest(const std::string& snapshot) {
   const std::string rel = "pbs-3.2.4-datastore/" + snapshot + "/index.json.blob";
@@ -52,8 +55,9 @@ TEST(Manifest, CryptModesAndArchiveTypes) {
 
 TEST(Manifest, SignatureVector) {  // FORMATS.md §12.4 (manifest.rs test_manifest_signature)
   const std::string pw = "test";
-  auto key = Scrypt(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pw.data()), pw.size()),
-                    {}, 65536, 8, 1, 32);
+  auto key =
+      Scrypt(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(pw.data()), pw.size()), {},
+             65536, 8, 1, 32);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_EQ(ToHex(*key), "28cdb1a3bef39396c3860e00d448fe7a0efd8244486ab6feb30457681d31597e");
   const auto id_key = IdKeyOf(*key);
@@ -92,31 +96,34 @@ TEST(Manifest, SignatureVector) {  // FORMATS.md §12.4 (manifest.rs test_manife
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->VerifySignature(id_key, cc.FingerprintString()).ok());
   EXPECT_EQ(again->ToJson(), m.ToJson());
-  EXPECT_EQ(m.ToJson(),
-            "{\n"
-            "  \"backup-id\": \"elsa\",\n"
-            "  \"backup-time\": 1593179765,\n"
-            "  \"backup-type\": \"host\",\n"
-            "  \"files\": [\n"
-            "    {\n"
-            "      \"crypt-mode\": \"encrypt\",\n"
-            "      \"csum\": \"0101010101010101010101010101010101010101010101010101010101010101\",\n"
-            "      \"filename\": \"test1.img.fidx\",\n"
-            "      \"size\": 200\n"
-            "    },\n"
-            "    {\n"
-            "      \"crypt-mode\": \"none\",\n"
-            "      \"csum\": \"0202020202020202020202020202020202020202020202020202020202020202\",\n"
-            "      \"filename\": \"abc.blob\",\n"
-            "      \"size\": 200\n"
-            "    }\n"
-            "  ],\n"
-            "  \"signature\": \"d7b446fb7db081662081d4b40fedd858a1d6307a5aff4ecff7d5bf4fd35679e9\",\n"
-            "  \"unprotected\": {\n"
-            "    \"key-fingerprint\": \"" + cc.FingerprintString() + "\",\n"
-            "    \"note\": \"This is not protected by the signature.\"\n"
-            "  }\n"
-            "}");
+  EXPECT_EQ(
+      m.ToJson(),
+      "{\n"
+      "  \"backup-id\": \"elsa\",\n"
+      "  \"backup-time\": 1593179765,\n"
+      "  \"backup-type\": \"host\",\n"
+      "  \"files\": [\n"
+      "    {\n"
+      "      \"crypt-mode\": \"encrypt\",\n"
+      "      \"csum\": \"0101010101010101010101010101010101010101010101010101010101010101\",\n"
+      "      \"filename\": \"test1.img.fidx\",\n"
+      "      \"size\": 200\n"
+      "    },\n"
+      "    {\n"
+      "      \"crypt-mode\": \"none\",\n"
+      "      \"csum\": \"0202020202020202020202020202020202020202020202020202020202020202\",\n"
+      "      \"filename\": \"abc.blob\",\n"
+      "      \"size\": 200\n"
+      "    }\n"
+      "  ],\n"
+      "  \"signature\": \"d7b446fb7db081662081d4b40fedd858a1d6307a5aff4ecff7d5bf4fd35679e9\",\n"
+      "  \"unprotected\": {\n"
+      "    \"key-fingerprint\": \"" +
+          cc.FingerprintString() +
+          "\",\n"
+          "    \"note\": \"This is not protected by the signature.\"\n"
+          "  }\n"
+          "}");
 }
 
 struct FixtureManifest {
@@ -168,9 +175,11 @@ TEST(Manifest, FixtureDetails) {
   EXPECT_EQ(ToHex(conf->csum), "b57a51ae9d8fdb2cf4b4d99f7a8ee3bb5647e4b2893f4c611ab402700c81cc1a");
   EXPECT_EQ(conf->crypt_mode, CryptMode::kNone);
   EXPECT_EQ(m.Lookup("missing.blob"), nullptr);
-  EXPECT_EQ(m.unprotected.at("notes").as_string(), "first backup of vm 100\nsecond notes line (ünïcödé)");
+  EXPECT_EQ(m.unprotected.at("notes").as_string(),
+            "first backup of vm 100\nsecond notes line (ünïcödé)");
   EXPECT_EQ(m.unprotected.at("verify_state").at("upid").as_string(),
-            "UPID:pbs:000066E1:0004C5E5:00000000:6B079F27:verify_snapshot:store1\\x3a-vm-100-663212A0:root@pam:");
+            "UPID:pbs:000066E1:0004C5E5:00000000:6B079F27:verify_snapshot:store1\\x3a-vm-100-"
+            "663212A0:root@pam:");
   EXPECT_EQ(m.unprotected.at("chunk_upload_stats").at("compressed_size").as_int64(), 351352);
 
   auto enc = Manifest::Parse(DecodedManifest("vm/200/2024-05-05T12:00:00Z"), "vm/200").value();
@@ -242,7 +251,8 @@ TEST(Manifest, DefaultsAndUnknownKeys) {
   // A pre-0.8.0 manifest: no crypt-mode, no unprotected, no signature; plus an unknown key.
   const std::string old =
       R"({"backup-type":"host","backup-id":"h","backup-time":1,"zz-extra":[1,{"b":2,"a":1}],)"
-      R"("files":[{"filename":"x.blob","size":3,"csum":")" + std::string(64, 'A') + R"("}]})";
+      R"("files":[{"filename":"x.blob","size":3,"csum":")" +
+      std::string(64, 'A') + R"("}]})";
   auto m = Manifest::Parse(old, "old");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ(m->files[0].crypt_mode, CryptMode::kNone);
@@ -257,21 +267,23 @@ TEST(Manifest, DefaultsAndUnknownKeys) {
             "  \"files\": [\n"
             "    {\n"
             "      \"crypt-mode\": \"none\",\n"
-            "      \"csum\": \"" + std::string(64, 'a') + "\",\n"
-            "      \"filename\": \"x.blob\",\n"
-            "      \"size\": 3\n"
-            "    }\n"
-            "  ],\n"
-            "  \"signature\": null,\n"
-            "  \"unprotected\": {},\n"
-            "  \"zz-extra\": [\n"
-            "    1,\n"
-            "    {\n"
-            "      \"a\": 1,\n"
-            "      \"b\": 2\n"
-            "    }\n"
-            "  ]\n"
-            "}");
+            "      \"csum\": \"" +
+                std::string(64, 'a') +
+                "\",\n"
+                "      \"filename\": \"x.blob\",\n"
+                "      \"size\": 3\n"
+                "    }\n"
+                "  ],\n"
+                "  \"signature\": null,\n"
+                "  \"unprotected\": {},\n"
+                "  \"zz-extra\": [\n"
+                "    1,\n"
+                "    {\n"
+                "      \"a\": 1,\n"
+                "      \"b\": 2\n"
+                "    }\n"
+                "  ]\n"
+                "}");
   // The unknown key is not part of the signed data.
   std::array<uint8_t, 32> key{};
   auto without = *m;

@@ -18,9 +18,9 @@ namespace pbskit {
 // Size of the header of both index kinds (upstream PBS on every architecture).
 inline constexpr size_t kIndexHeaderSize = 4096;
 inline constexpr std::array<uint8_t, 8> kFixedIndexMagic = {0x2f, 0x7f, 0x41, 0xed,
-                                                             0x91, 0xfd, 0x0f, 0xcd};
+                                                            0x91, 0xfd, 0x0f, 0xcd};
 inline constexpr std::array<uint8_t, 8> kDynamicIndexMagic = {0x1c, 0x91, 0x4e, 0xa5,
-                                                               0x19, 0xba, 0xb3, 0xcd};
+                                                              0x19, 0xba, 0xb3, 0xcd};
 
 // A parsed `.fidx`. Immutable after Parse; safe to share between threads.
 class FixedIndex {
@@ -30,7 +30,7 @@ class FixedIndex {
   // chunk_size 0 or not a power of two, size 0, or file length != 4096 + 32*ceil(size/chunk_size).
   static Result<FixedIndex> Parse(std::span<const uint8_t> file, const std::string& name);
 
-  uint64_t size() const { return size_; }              // image size in bytes
+  uint64_t size() const { return size_; }  // image size in bytes
   uint64_t chunk_size() const { return chunk_size_; }
   size_t chunk_count() const { return digests_.size(); }
   // Requires i < chunk_count().

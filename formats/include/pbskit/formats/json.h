@@ -6,10 +6,9 @@
 // written in the order the boost::json::object holds them (callers sort when PBS would).
 #pragma once
 
+#include <boost/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <boost/json.hpp>
 
 #include "pbskit/formats/status.h"
 

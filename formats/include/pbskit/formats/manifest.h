@@ -2,14 +2,13 @@
 // output and the HMAC signature. The DataBlob container is handled by data_blob.h.
 #pragma once
 
+#include <boost/json.hpp>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/json.hpp>
 
 #include "pbskit/formats/hex.h"
 #include "pbskit/formats/status.h"
