@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "pbskit/formats/crypt_config.h"
+#include "pbskit/formats/key_config.h"
 #include "pbskit/formats/status.h"
 
 namespace pbskit::cli {
@@ -14,8 +15,16 @@ namespace pbskit::cli {
 // malformed file or a wrong password, Aborted when no password source is available.
 Result<CryptConfig> LoadCryptConfig(const std::string& keyfile_path);
 
-// Reads a password: from the environment variable PBS_ENCRYPTION_PASSWORD if set, else from the
-// terminal without echo (asked twice when `confirm`; InvalidArgument if they differ). Aborted
+// Reads and parses a key file without decrypting it. NotFound / IoError for an unreadable
+// file, InvalidArgument (naming the file) for malformed content.
+Result<KeyConfig> LoadKeyConfig(const std::string& keyfile_path);
+
+// Reads a whole (small) file. NotFound when it does not exist, IoError otherwise.
+Result<std::string> ReadTextFile(const std::string& path);
+
+// Reads a password: from the environment variable PBS_ENCRYPTION_PASSWORD (or, as PBS does,
+// PBS_ENCRYPTION_PASSWORD_FD / _FILE / _CMD; first line only) if set, else from the terminal
+// without echo (asked twice when `confirm`; InvalidArgument if they differ). Aborted
 // when stdin is not a terminal and the variable is unset.
 Result<std::string> ReadPassword(const std::string& prompt, bool confirm);
 

@@ -8,6 +8,7 @@
 
 #include "pbskit/formats/crypt_config.h"
 #include "pbskit/formats/crypto.h"
+#include "pbskit/formats/json.h"
 
 namespace pbskit {
 namespace json = boost::json;
@@ -40,32 +41,6 @@ Result<std::vector<uint8_t>> GetBase64(const json::object& o, const char* name) 
   auto bytes = Base64Decode(text);
   if (!bytes.ok()) return Bad(std::string("field '") + name + "' is not valid base64");
   return std::move(bytes).value();
-}
-
-// Checks an RFC 3339 date-time ("YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)").
-bool IsRfc3339(std::string_view s) {
-  auto digits = [&](size_t pos, size_t n) {
-    if (pos + n > s.size()) return false;
-    for (size_t i = 0; i < n; ++i) {
-      if (s[pos + i] < '0' || s[pos + i] > '9') return false;
-    }
-    return true;
-  };
-  if (!digits(0, 4) || s.size() < 20 || s[4] != '-' || !digits(5, 2) || s[7] != '-' ||
-      !digits(8, 2) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2) ||
-      s[13] != ':' || !digits(14, 2) || s[16] != ':' || !digits(17, 2)) {
-    return false;
-  }
-  size_t pos = 19;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    size_t start = pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-    if (pos == start) return false;
-  }
-  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) return pos + 1 == s.size();
-  return pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && digits(pos + 1, 2) &&
-         s[pos + 3] == ':' && digits(pos + 4, 2);
 }
 
 Result<std::array<uint8_t, 32>> DeriveKey(const KeyConfig& kc, std::string_view password) {
@@ -101,6 +76,58 @@ Result<Kdf> ParseKdf(std::string_view name) {
   if (name == "pbkdf2") return Kdf::kPbkdf2;
   return Status::InvalidArgument("unknown key derivation function '" + std::string(name) +
                                  "' (expected none, scrypt or pbkdf2)");
+}
+
+Result<int64_t> Rfc3339ToEpoch(std::string_view s) {
+  auto bad = [&]() {
+    return Status::InvalidArgument("not an RFC 3339 time: '" + std::string(s) + "'");
+  };
+  auto num = [&](size_t pos, size_t n, int* out) {
+    if (pos + n > s.size()) return false;
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) {
+      char c = s[pos + i];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  };
+  int year, mon, day, hour, min, sec;
+  if (!num(0, 4, &year) || s.size() < 20 || s[4] != '-' || !num(5, 2, &mon) || s[7] != '-' ||
+      !num(8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, &hour) ||
+      s[13] != ':' || !num(14, 2, &min) || s[16] != ':' || !num(17, 2, &sec)) {
+    return bad();
+  }
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
+    return bad();
+  }
+  size_t pos = 19;
+  if (pos < s.size() && s[pos] == '.') {  // fractional seconds are accepted and dropped
+    ++pos;
+    size_t start = pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+    if (pos == start) return bad();
+  }
+  int64_t offset = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    if (pos + 1 != s.size()) return bad();
+  } else {
+    int oh, om;
+    if (pos + 6 != s.size() || (s[pos] != '+' && s[pos] != '-') || !num(pos + 1, 2, &oh) ||
+        s[pos + 3] != ':' || !num(pos + 4, 2, &om) || oh > 23 || om > 59) {
+      return bad();
+    }
+    offset = (s[pos] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&tm)) - offset;
 }
 
 std::string LocalTimeRfc3339() {
@@ -152,8 +179,12 @@ Result<KeyConfig> KeyConfig::Parse(std::string_view text) {
 
   PBSKIT_ASSIGN_OR_RETURN(kc.created, GetString(o, "created"));
   PBSKIT_ASSIGN_OR_RETURN(kc.modified, GetString(o, "modified"));
-  if (!IsRfc3339(kc.created)) return Bad("'created' is not an RFC 3339 time: " + kc.created);
-  if (!IsRfc3339(kc.modified)) return Bad("'modified' is not an RFC 3339 time: " + kc.modified);
+  if (!Rfc3339ToEpoch(kc.created).ok()) {
+    return Bad("'created' is not an RFC 3339 time: " + kc.created);
+  }
+  if (!Rfc3339ToEpoch(kc.modified).ok()) {
+    return Bad("'modified' is not an RFC 3339 time: " + kc.modified);
+  }
   PBSKIT_ASSIGN_OR_RETURN(kc.data, GetBase64(o, "data"));
 
   if (const json::value* fp = o.if_contains("fingerprint"); fp && !fp->is_null()) {
@@ -170,7 +201,11 @@ Result<KeyConfig> KeyConfig::Parse(std::string_view text) {
 }
 
 std::string KeyConfig::ToJson() const {
-  auto str = [](std::string_view s) { return json::serialize(json::string(s)); };
+  auto str = [](std::string_view s) {
+    std::string quoted;
+    AppendSerdeString(s, &quoted);
+    return quoted;
+  };
   std::string out = "{\"kdf\":";
   switch (kdf) {
     case Kdf::kNone:

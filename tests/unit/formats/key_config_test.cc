@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -222,6 +224,25 @@ TEST(KeyConfigTest, KdfNames) {
   EXPECT_EQ(*ParseKdf("pbkdf2"), Kdf::kPbkdf2);
   EXPECT_EQ(*ParseKdf("none"), Kdf::kNone);
   EXPECT_FALSE(ParseKdf("argon2").ok());
+}
+
+}  // namespace
+}  // namespace pbskit
+
+namespace pbskit {
+namespace {
+
+TEST(KeyConfigTest, Rfc3339ToEpoch) {
+  EXPECT_EQ(*Rfc3339ToEpoch("2026-11-26T02:53:17+00:00"), 1795661597);
+  EXPECT_EQ(*Rfc3339ToEpoch("2026-11-26T02:53:17Z"), 1795661597);
+  EXPECT_EQ(*Rfc3339ToEpoch("2026-11-26T04:53:17.250+02:00"), 1795661597);
+  EXPECT_EQ(*Rfc3339ToEpoch("2026-11-25T21:53:17-05:00"), 1795661597);
+  EXPECT_FALSE(Rfc3339ToEpoch("2026-11-26 02:53").ok());
+  EXPECT_FALSE(Rfc3339ToEpoch("2026-13-26T02:53:17Z").ok());
+  EXPECT_FALSE(Rfc3339ToEpoch("2026-11-26T02:53:17+0000").ok());
+  auto now = Rfc3339ToEpoch(LocalTimeRfc3339());
+  ASSERT_TRUE(now.ok());
+  EXPECT_LE(std::llabs(*now - static_cast<int64_t>(std::time(nullptr))), 120);
 }
 
 }  // namespace

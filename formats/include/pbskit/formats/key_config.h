@@ -56,6 +56,10 @@ struct KeyConfig {
   Result<std::array<uint8_t, 32>> Decrypt(std::string_view password) const;
 };
 
+// Parses an RFC 3339 time ("2020-06-26T15:56:05+02:00", "...Z", optional fractional seconds,
+// which are dropped) into epoch seconds. InvalidArgument naming the text otherwise.
+Result<int64_t> Rfc3339ToEpoch(std::string_view text);
+
 // Current local time as RFC 3339 with numeric offset ("2024-06-26T15:56:05+02:00").
 std::string LocalTimeRfc3339();
 
