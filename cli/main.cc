@@ -1,5 +1,6 @@
 // pbskit: one binary, many subcommands. This file only wires the registry to CLI11.
 #include <algorithm>
+#include <string>
 #include <cstdlib>
 #include <iostream>
 #include <utility>
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
   globals.state_dir = EnvOr("PBSKIT_STATE_DIR", "./pbskit-data/state");
   globals.output_format = "text";
 
-  CLI::App app{"pbskit - read, verify, serve and migrate Proxmox Backup Server datastores"};
+  CLI::App app{"pbskit - read, verify, serve and migrate Proxmox Backup Server datastores",
+               "pbskit"};
   app.footer(
       "Exit status: 0 success, 1 the operation found problems (e.g. verify errors),\n"
       "2 usage or configuration error.");
@@ -55,8 +57,14 @@ int main(int argc, char** argv) {
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, setup] : commands) setup(app, globals);
 
+  // Installed as `pbs3to4` (a link to pbskit), it behaves as `pbskit check`.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; i--) args.emplace_back(argv[i]);  // CLI11 wants them reversed
+  std::string self = argv[0];
+  if (self.substr(self.find_last_of('/') + 1) == "pbs3to4") args.emplace_back("check");
+
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
