@@ -131,6 +131,28 @@ size_t Chunker::Scan(std::span<const uint8_t> data) {
   // Every outgoing byte is now inside this call's data. With skipping min is already reached,
   // so the min check only matters for tiny averages.
   const size_t min_pos = (cs + (pos - start) >= min_) ? pos : start + (min_ - cs) - 1;
+  if (pos >= min_pos) {
+    // Four bytes per iteration with one combined (rarely taken) branch.
+    const uint32_t* t = kBuzhashTable;
+    while (pos + 4 <= limit) {
+      const uint8_t* q = p + pos;
+      const uint32_t h0 = Rotl1(h) ^ t[q[-64]] ^ t[q[0]];
+      const uint32_t h1 = Rotl1(h0) ^ t[q[-63]] ^ t[q[1]];
+      const uint32_t h2 = Rotl1(h1) ^ t[q[-62]] ^ t[q[2]];
+      const uint32_t h3 = Rotl1(h2) ^ t[q[-61]] ^ t[q[3]];
+      if (((h0 & mask) >= threshold) | ((h1 & mask) >= threshold) | ((h2 & mask) >= threshold) |
+          ((h3 & mask) >= threshold)) [[unlikely]] {
+        const size_t k = (h0 & mask) >= threshold   ? 1
+                         : (h1 & mask) >= threshold ? 2
+                         : (h2 & mask) >= threshold ? 3
+                                                    : 4;
+        Reset();
+        return pos + k;
+      }
+      h = h3;
+      pos += 4;
+    }
+  }
   for (; pos < limit; ++pos) {
     h = Rotl1(h) ^ kBuzhashTable[p[pos - kWindow]] ^ kBuzhashTable[p[pos]];
     if ((h & mask) >= threshold && pos >= min_pos) {
