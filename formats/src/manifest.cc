@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "pbskit/formats/crypto.h"
+#include "pbskit/formats/data_blob.h"
 #include "pbskit/formats/json.h"
 
 namespace pbskit {
@@ -160,6 +161,29 @@ Result<Manifest> Manifest::Parse(std::string_view json, const std::string& name)
     }
   }
   return m;
+}
+
+Result<Manifest> Manifest::FromBlob(std::span<const uint8_t> raw, const std::string& name) {
+  auto blob = DataBlob::FromRaw(std::vector<uint8_t>(raw.begin(), raw.end()));
+  if (!blob.ok()) return blob.status().WithContext(name);
+  if (blob->is_encrypted()) {
+    return Status::Corruption(name + ": manifest blob is encrypted (PBS never encrypts it)");
+  }
+  std::vector<uint8_t> payload;
+  Status st = blob->DecodeTo(nullptr, &payload);
+  if (!st.ok()) return st.WithContext(name);
+  return Parse(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()),
+               name);
+}
+
+Result<std::vector<uint8_t>> Manifest::ToBlob() const {
+  const std::string text = ToJson();
+  PBSKIT_ASSIGN_OR_RETURN(
+      DataBlob blob,
+      DataBlob::Encode(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+          nullptr, true));
+  return std::move(blob).TakeRaw();
 }
 
 boost::json::object Manifest::ToValue() const {

@@ -167,6 +167,41 @@ TEST(Manifest, FixtureManifestsRoundTripByteExact) {
   }
 }
 
+TEST(Manifest, BlobRoundTrip) {
+  for (const FixtureManifest& f : Fixtures()) {
+    SCOPED_TRACE(f.snapshot);
+    const std::string rel = "pbs-3.2.4-datastore/" + f.snapshot + "/index.json.blob";
+    const auto raw = test::ReadFile(test::Fixture(rel));
+    auto m = Manifest::FromBlob(raw, rel);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->backup_time, f.time);
+    auto blob = m->ToBlob();
+    ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+    auto decoded = DataBlob::FromRaw(*blob);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_TRUE(decoded->is_compressed());
+    EXPECT_FALSE(decoded->is_encrypted());
+    auto payload = decoded->Decode(nullptr).value();
+    EXPECT_EQ(std::string(payload.begin(), payload.end()), DecodedManifest(f.snapshot));
+
+    auto damaged = raw;
+    damaged[damaged.size() / 2] ^= 0x10;
+    auto bad = Manifest::FromBlob(damaged, rel);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), Code::kCorruption) << bad.status().ToString();
+    EXPECT_NE(bad.status().message().find(rel), std::string::npos);
+  }
+  // An encrypted blob is never a manifest.
+  std::array<uint8_t, 32> key{};
+  CryptConfig cc(key);
+  const std::string text = DecodedManifest("vm/100/2024-05-01T10:00:00Z");
+  auto enc = DataBlob::Encode(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()), &cc,
+      true);
+  ASSERT_TRUE(enc.ok());
+  EXPECT_EQ(Manifest::FromBlob(enc->raw(), "enc").status().code(), Code::kCorruption);
+}
+
 TEST(Manifest, FixtureDetails) {
   auto m = Manifest::Parse(DecodedManifest("vm/100/2024-05-01T10:00:00Z"), "vm/100").value();
   const FileInfo* conf = m.Lookup("qemu-server.conf.blob");

@@ -46,6 +46,13 @@ class Manifest {
   // (naming `name`) for invalid JSON, a non-object, missing/mistyped required keys, bad csum
   // hex, an unknown crypt-mode or a non-string signature.
   static Result<Manifest> Parse(std::string_view json, const std::string& name);
+  // Decodes a raw `index.json.blob` (plain or zstd DataBlob, CRC checked) and parses its
+  // payload. Corruption (naming `name`) for a damaged or encrypted blob and for everything Parse
+  // rejects.
+  static Result<Manifest> FromBlob(std::span<const uint8_t> raw, const std::string& name);
+  // ToJson() as a zstd-compressed, unencrypted DataBlob: the bytes PBS stores as
+  // `index.json.blob`. Fails only if the blob encoder does.
+  Result<std::vector<uint8_t>> ToBlob() const;
   // Byte-exact what PBS writes: serde pretty JSON, keys sorted at every level, no trailing
   // newline, `"signature": null` when unsigned.
   std::string ToJson() const;
