@@ -200,6 +200,27 @@ Status DecodeBlob(std::span<const uint8_t> raw, const CryptConfig* crypt,
   return Status::Corruption("unable to parse raw blob - wrong magic");
 }
 
+Status VerifyUnencryptedChunk(std::span<const uint8_t> raw, size_t expected_size,
+                              const Digest& expected_digest, std::vector<uint8_t>* scratch) {
+  PBSKIT_RETURN_IF_ERROR(DecodeBlob(raw, nullptr, scratch));
+  if (scratch->size() != expected_size) {
+    return Status::Corruption("detected chunk with wrong length (" +
+                              std::to_string(scratch->size()) + " != " +
+                              std::to_string(expected_size) + ")");
+  }
+  if (Sha256(*scratch) != expected_digest) {
+    return Status::Corruption("detected chunk with wrong digest.");
+  }
+  return Status::OK();
+}
+
+Status RewriteBlobCrc(std::span<uint8_t> raw) {
+  Status st = CheckBlobHeader(raw, /*check_crc=*/false);
+  if (!st.ok()) return Status::InvalidArgument(st.message());
+  StoreLe32(raw.data() + 8, Crc32(std::span<const uint8_t>(raw).subspan(HeaderSize(KindOf(raw)))));
+  return Status::OK();
+}
+
 Result<DataBlob> DataBlob::FromRaw(std::vector<uint8_t> raw, bool check_crc) {
   PBSKIT_RETURN_IF_ERROR(CheckBlobHeader(raw, check_crc));
   return DataBlob(std::move(raw));
@@ -259,6 +280,7 @@ Result<DataBlob> DataBlob::EncodeWithIv(std::span<const uint8_t> data, const Cry
 bool DataBlob::is_encrypted() const { return IsEncryptedKind(KindOf(raw_)); }
 bool DataBlob::is_compressed() const { return IsCompressedKind(KindOf(raw_)); }
 uint32_t DataBlob::stored_crc() const { return LoadLe32(raw_.data() + 8); }
+void DataBlob::set_crc(uint32_t crc) { StoreLe32(raw_.data() + 8, crc); }
 uint32_t DataBlob::ComputeCrc() const {
   return Crc32(std::span<const uint8_t>(raw_).subspan(HeaderSize(KindOf(raw_))));
 }

@@ -373,3 +373,49 @@ TEST(DataBlobTest, FixtureBlobFiles) {
 
 }  // namespace
 }  // namespace pbskit
+
+namespace pbskit {
+namespace {
+
+TEST(DataBlobTest, SetCrcAndRewriteBlobCrc) {
+  auto blob = DataBlob::Encode(std::vector<uint8_t>(1000, 3), nullptr, true);
+  ASSERT_TRUE(blob.ok());
+  uint32_t good = blob->stored_crc();
+  blob->set_crc(0x12345678);
+  EXPECT_EQ(blob->stored_crc(), 0x12345678u);
+  EXPECT_TRUE(CheckBlobHeader(blob->raw(), true).IsCorruption());
+  blob->set_crc(blob->ComputeCrc());
+  EXPECT_EQ(blob->stored_crc(), good);
+  auto raw = blob->raw();
+  raw[9] ^= 0xff;
+  ASSERT_TRUE(RewriteBlobCrc(raw).ok());
+  EXPECT_EQ(raw, blob->raw());
+  std::vector<uint8_t> junk(20, 0);
+  EXPECT_EQ(RewriteBlobCrc(junk).code(), Code::kInvalidArgument);
+}
+
+TEST(DataBlobTest, VerifyUnencryptedChunk) {
+  std::vector<uint8_t> data(70000, 'q');
+  Digest digest = Sha256(data);
+  auto blob = DataBlob::Encode(data, nullptr, true);
+  ASSERT_TRUE(blob.ok());
+  std::vector<uint8_t> scratch;
+  EXPECT_TRUE(VerifyUnencryptedChunk(blob->raw(), data.size(), digest, &scratch).ok());
+  Status len = VerifyUnencryptedChunk(blob->raw(), data.size() + 1, digest, &scratch);
+  EXPECT_TRUE(len.IsCorruption());
+  EXPECT_EQ(len.message(), "detected chunk with wrong length (70000 != 70001)");
+  Digest other = digest;
+  other[0] ^= 1;
+  Status dig = VerifyUnencryptedChunk(blob->raw(), data.size(), other, &scratch);
+  EXPECT_TRUE(dig.IsCorruption());
+  EXPECT_EQ(dig.message(), "detected chunk with wrong digest.");
+  std::array<uint8_t, 32> key{};
+  CryptConfig crypt(key);
+  auto enc = DataBlob::Encode(data, &crypt, true);
+  ASSERT_TRUE(enc.ok());
+  EXPECT_EQ(VerifyUnencryptedChunk(enc->raw(), data.size(), digest, &scratch).code(),
+            Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pbskit

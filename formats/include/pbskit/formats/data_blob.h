@@ -54,6 +54,9 @@ class DataBlob {
   // The CRC stored in the header / computed over the bytes after the header.
   uint32_t stored_crc() const;
   uint32_t ComputeCrc() const;
+  // Overwrites the stored CRC (the server recomputes the CRC of uploaded chunks, as PBS does:
+  // set_crc(ComputeCrc())).
+  void set_crc(uint32_t crc);
 
   // Decodes into *out, replacing its contents and reusing its capacity. InvalidArgument
   // "missing key" for an encrypted blob without `crypt`; Corruption when the GCM tag does not
@@ -74,5 +77,15 @@ Status CheckBlobHeader(std::span<const uint8_t> raw, bool check_crc);
 // are checked again, the CRC is not). Uses a per-thread zstd decompression context.
 Status DecodeBlob(std::span<const uint8_t> raw, const CryptConfig* crypt,
                   std::vector<uint8_t>* out);
+
+// PBS's verify_unencrypted: decodes a plain or zstd chunk into *scratch and checks its length
+// and SHA-256 digest. Corruption "detected chunk with wrong length (a != b)" / "detected chunk
+// with wrong digest." (PBS wording) or a decode error; InvalidArgument for an encrypted chunk.
+// Does not check the CRC. Thread safe.
+Status VerifyUnencryptedChunk(std::span<const uint8_t> raw, size_t expected_size,
+                              const Digest& expected_digest, std::vector<uint8_t>* scratch);
+
+// Recomputes the CRC of an encoded blob in place. InvalidArgument when `raw` is not a blob.
+Status RewriteBlobCrc(std::span<uint8_t> raw);
 
 }  // namespace pbskit
