@@ -47,8 +47,12 @@ Status ParseImpl(std::string_view text, const std::string& filename, SectionConf
     bool blank = Trim(line).empty();
 
     if (state == State::kSkipSection) {
-      if (blank) state = State::kBeforeHeader;
-      continue;
+      if (blank) {
+        state = State::kBeforeHeader;
+        continue;
+      }
+      if (IsSpace(line.front())) continue;  // a property of the section we could not start
+      state = State::kBeforeHeader;           // lenient: try it as the next header
     }
     if (state == State::kInSection) {
       if (blank) {
@@ -61,8 +65,18 @@ Status ParseImpl(std::string_view text, const std::string& filename, SectionConf
           return Status::InvalidArgument(filename + ":" + std::to_string(line_no) +
                                          ": syntax error (expected section properties)");
         }
-        continue;
+        // Lenient: a missing blank line before the next header should not hide that section,
+        // so a line that reads as a header starts one; anything else is skipped.
+        size_t c = line.find(':');
+        if (IsAlpha(line.front()) && c != std::string_view::npos &&
+            !Trim(line.substr(0, c)).empty() && !Trim(line.substr(c + 1)).empty()) {
+          state = State::kBeforeHeader;
+        }
       }
+    }
+    if (state == State::kInSection) {
+      std::string_view rest = line;
+      if (!IsSpace(rest.front())) continue;  // reported above
       rest = rest.substr(rest.find_first_not_of(kWhitespace));
       size_t sep = rest.find_first_of(kWhitespace);
       if (sep == std::string_view::npos) {

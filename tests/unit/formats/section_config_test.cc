@@ -207,30 +207,43 @@ TEST(SectionConfigTest, HeaderErrors) {
 TEST(SectionConfigTest, LenientCollectsEveryErrorAndKeepsGoodSections) {
   std::vector<SectionConfigError> errors;
   auto cfg = SectionConfig::ParseLenient(
-      "# header comment\n"          // 1: error, skips up to the blank line
-      "datastore: hidden\n"         // 2: skipped with it
-      "\tpath /hidden\n"            // 3
-      "\n"                          // 4
-      "datastore: a\n"              // 5
-      "\tpath /a\n"                 // 6
-      "\tgc-schedule\n"             // 7: error, line skipped
-      "stray line\n"                // 8: error, line skipped
-      "\tcomment still a\n"         // 9
-      "\n"                          // 10
-      "datastore: b\n"              // 11
-      "\tpath /b\n",
+      "# header comment\n"          // 1: error; the next non-indented line is tried as header
+      "\tpath /orphan\n"            // 2: property of nothing: skipped
+      "datastore: first\n"         // 3
+      "\tpath /first\n"             // 4
+      "\n"                          // 5
+      "datastore: a\n"              // 6
+      "\tpath /a\n"                 // 7
+      "\tgc-schedule\n"             // 8: error, line skipped
+      "stray line\n"                // 9: error, line skipped
+      "\tcomment still a\n"         // 10
+      "datastore: b\n"              // 11: error (no blank line before), still starts 'b'
+      "\tpath /b\n"                 // 12
+      "\n"                          // 13
+      ": no type\n"                 // 14: error, its section is skipped
+      "\tpath /x\n",                // 15
       "/etc/proxmox-backup/datastore.cfg", &errors);
-  ASSERT_EQ(cfg.sections.size(), 2u);
-  EXPECT_EQ(cfg.sections[0].id, "a");
-  EXPECT_EQ(*cfg.sections[0].Get("comment"), "still a");
-  EXPECT_EQ(cfg.sections[0].Get("gc-schedule"), nullptr);
-  EXPECT_EQ(cfg.sections[1].id, "b");
-  ASSERT_EQ(errors.size(), 3u);
+  ASSERT_EQ(cfg.sections.size(), 3u);
+  EXPECT_EQ(cfg.sections[0].id, "first");
+  EXPECT_EQ(cfg.sections[0].GetAll("path"), std::vector<std::string>{"/first"});
+  EXPECT_EQ(cfg.sections[1].id, "a");
+  EXPECT_EQ(*cfg.sections[1].Get("comment"), "still a");
+  EXPECT_EQ(cfg.sections[1].Get("gc-schedule"), nullptr);
+  EXPECT_EQ(cfg.sections[2].id, "b");
+  EXPECT_EQ(cfg.sections[2].line, 11);
+  EXPECT_EQ(*cfg.sections[2].Get("path"), "/b");
+  ASSERT_EQ(errors.size(), 5u);
   EXPECT_EQ(errors[0].ToString(),
             "/etc/proxmox-backup/datastore.cfg:1: syntax error (expected header)");
-  EXPECT_EQ(errors[1].line, 7);
-  EXPECT_EQ(errors[2].line, 8);
+  EXPECT_EQ(errors[1].line, 8);
+  EXPECT_EQ(errors[2].line, 9);
   EXPECT_EQ(errors[2].message, "syntax error (expected section properties)");
+  EXPECT_EQ(errors[3].line, 11);
+  EXPECT_EQ(errors[4].line, 14);
+  // The strict parser stops at the first of them.
+  auto strict = SectionConfig::Parse("datastore: a\n\tpath /a\ndatastore: b\n\tpath /b\n", "d");
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.status().message(), "d:3: syntax error (expected section properties)");
   // A null error sink is allowed.
   auto quiet = SectionConfig::ParseLenient("oops\n", "x.cfg", nullptr);
   EXPECT_TRUE(quiet.sections.empty());

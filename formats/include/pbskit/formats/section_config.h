@@ -61,8 +61,10 @@ class SectionConfig {
   static Result<SectionConfig> Parse(std::string_view text, const std::string& filename);
 
   // Like Parse, but appends every syntax error to `*errors` (may be null) and keeps going:
-  // a bad property line is skipped, a bad header skips its whole section up to the next empty
-  // line. Returns every section that parsed.
+  // a bad property line is skipped; after a bad header its indented lines are skipped; a
+  // non-indented line inside a section is an error but, if it reads as a header, starts the
+  // next section (so one missing blank line does not hide a section). Returns every section
+  // that parsed.
   static SectionConfig ParseLenient(std::string_view text, const std::string& filename,
                                     std::vector<SectionConfigError>* errors);
 
