@@ -112,7 +112,8 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(std::shared_ptr<DataS
   if (!info) return Status::NotFound("manifest does not contain file '" + archive + "'");
   r->info_ = *info;
   PBSKIT_ASSIGN_OR_RETURN(r->type_, ArchiveTypeOf(archive));
-  if (r->info_.crypt_mode == CryptMode::kEncrypt && !crypt)
+  // Blobs decide by their magic (rsa-encrypted.key.blob is listed "encrypt" but stored plain).
+  if (r->info_.crypt_mode == CryptMode::kEncrypt && !crypt && r->type_ != ArchiveType::kBlob)
     return Status::InvalidArgument("archive '" + archive +
                                    "' is encrypted - a key is needed to read it");
 
