@@ -15,7 +15,9 @@ std::span<const uint32_t, 256> BuzhashTable();
 class Chunker {
  public:
   // avg_size: power of two 64 KiB..4 MiB for archives (512 KiB for the catalog). Other powers
-  // of two >= 64 bytes work too (min = avg/4, max = avg*4). Not thread safe.
+  // of two >= 64 bytes work too (min = avg/4, max = avg*4); a value that is not a power of two
+  // (which PBS refuses) is rounded up to the next one, values below 64 to 64. Callers that take
+  // the size from users validate it first. Not thread safe; one instance per stream.
   explicit Chunker(size_t avg_size = 4 * 1024 * 1024);
 
   // Scans `data`, continuing the current chunk. Returns the position p (1..data.size()) after
