@@ -28,8 +28,8 @@ bool ValidType(uint8_t t) {
   }
 }
 
-// Rust's Debug quoting of a path: `"` and `\` escaped, \t \r \n \0, other control characters
-// as \u{hex}, invalid UTF-8 bytes as \xNN, everything else raw.
+}  // namespace
+
 void AppendQuotedPath(std::string_view s, std::string* out) {
   out->push_back('"');
   size_t i = 0;
@@ -91,8 +91,6 @@ void AppendQuotedPath(std::string_view s, std::string* out) {
   }
   out->push_back('"');
 }
-
-}  // namespace
 
 void AppendVarU64(uint64_t v, std::vector<uint8_t>* out) {
   while (v >= 128) {
@@ -362,6 +360,31 @@ Status CatalogReader::WalkBlock(
 Status CatalogReader::Walk(
     const std::function<Status(const std::string& path, const CatalogEntry&)>& fn) const {
   return WalkBlock(root_, "", 0, fn);
+}
+
+Result<std::vector<CatalogEntry>> CatalogReader::ListDirectory(std::string_view path) const {
+  uint64_t block = root_;
+  std::string walked;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    const std::string_view component = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (component.empty()) continue;
+    PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> entries, ReadDirectory(block));
+    auto it = std::find_if(entries.begin(), entries.end(),
+                           [&](const CatalogEntry& e) { return e.name == component; });
+    walked += walked.empty() ? std::string(component) : "/" + std::string(component);
+    if (it == entries.end()) {
+      return Status::NotFound(name_ + ": no entry '" + walked + "' in the catalog");
+    }
+    if (it->type != CatalogEntryType::kDirectory) {
+      return Status::InvalidArgument(name_ + ": '" + walked + "' is not a directory");
+    }
+    block = it->offset;
+  }
+  return ReadDirectory(block);
 }
 
 Result<std::string> CatalogReader::List() const {

@@ -302,6 +302,34 @@ TEST(Catalog, FixtureListings) {
   }
 }
 
+TEST(Catalog, ListDirectoryByPath) {
+  const auto data = FixtureCatalog("ct/101/2024-05-01T11:00:00Z");
+  auto r = CatalogReader::Open(data, "ct101").value();
+  auto root = r.ListDirectory("/");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  ASSERT_EQ(root->size(), 1u);
+  EXPECT_EQ((*root)[0].name, "root.pxar.didx");
+  EXPECT_EQ(r.ListDirectory("").value().size(), 1u);
+
+  auto user = r.ListDirectory("/root.pxar.didx/home/user/");
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  std::vector<std::string> names;
+  for (const auto& e : *user) names.push_back(e.name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{".bashrc", "grüße-日本.txt", "notes with spaces.txt"}));
+  EXPECT_EQ((*user)[2].size, 19u);
+  EXPECT_EQ((*user)[2].mtime, 1714478400);
+
+  auto missing = r.ListDirectory("root.pxar.didx/nope/x");
+  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_NE(missing.status().message().find("root.pxar.didx/nope"), std::string::npos);
+  EXPECT_EQ(r.ListDirectory("root.pxar.didx/etc/hosts").status().code(), Code::kInvalidArgument);
+
+  std::string q;
+  AppendQuotedPath("a\"b\x01\x7f", &q);
+  EXPECT_EQ(q, "\"a\\\"b\\u{1}\\u{7f}\"");
+}
+
 TEST(Catalog, GarbageIsCorruption) {
   const auto good = FixtureCatalog("ct/101/2024-05-01T11:00:00Z");
   auto open_list = [](const std::vector<uint8_t>& bytes) -> Status {

@@ -77,6 +77,11 @@ class CatalogWriter {
 };
 
 // Reads a catalog stream held in memory (the reader keeps a copy). Thread safe after Open.
+// Appends `path` quoted like Rust's Debug output for paths (as PBS prints catalog entries):
+// `"` and `\` escaped, \t \r \n \0, other control characters as \u{hex}, bytes that are not
+// valid UTF-8 as \xNN, everything else verbatim.
+void AppendQuotedPath(std::string_view path, std::string* out);
+
 class CatalogReader {
  public:
   // Checks the magic, the minimum size and the root offset. Corruption (naming `name`)
@@ -90,6 +95,11 @@ class CatalogReader {
   // the path relative to the catalog root ("root.pxar.didx/etc/hosts") and the entry.
   // Corruption for malformed blocks or directory cycles/depth over 4096.
   Status Walk(const std::function<Status(const std::string& path, const CatalogEntry&)>& fn) const;
+  // Entries of the directory at `path` ("" or "/" = the root with one entry per archive,
+  // "root.pxar.didx/etc"; a leading '/' and empty components are ignored). NotFound naming the
+  // missing component, InvalidArgument when a component is not a directory, Corruption for
+  // malformed blocks.
+  Result<std::vector<CatalogEntry>> ListDirectory(std::string_view path) const;
   // The listing PBS's catalog dump prints, one line per entry:
   //   d "path"  |  f "path" SIZE MTIME  |  l/h/b/c/p/s "path"
   Result<std::string> List() const;
