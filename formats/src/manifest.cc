@@ -231,8 +231,11 @@ Digest Manifest::ComputeSignature(std::span<const uint8_t, 32> id_key) const {
                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(c.data()), c.size()));
 }
 
-void Manifest::Sign(std::span<const uint8_t, 32> id_key) {
+void Manifest::Sign(std::span<const uint8_t, 32> id_key, std::string_view fingerprint) {
   signature = ToHex(ComputeSignature(id_key));
+  if (!fingerprint.empty()) {
+    unprotected["key-fingerprint"] = boost::json::string(fingerprint.data(), fingerprint.size());
+  }
 }
 
 std::optional<std::string> Manifest::KeyFingerprint() const {

@@ -89,8 +89,7 @@ TEST(Manifest, SignatureVector) {  // FORMATS.md §12.4 (manifest.rs test_manife
             "12b9b774bb3d89952b97cbc282f00c142b83ba7f96626aa15a449a63e891fe25");
 
   // Signing as the client does: signature plus key-fingerprint, then the text round-trips.
-  m.Sign(id_key);
-  m.unprotected["key-fingerprint"] = cc.FingerprintString();
+  m.Sign(id_key, cc.FingerprintString());
   EXPECT_EQ(*m.signature, "d7b446fb7db081662081d4b40fedd858a1d6307a5aff4ecff7d5bf4fd35679e9");
   auto again = Manifest::Parse(m.ToJson(), "elsa");
   ASSERT_TRUE(again.ok()) << again.status().ToString();

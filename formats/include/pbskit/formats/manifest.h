@@ -32,6 +32,7 @@ struct FileInfo {
   Digest csum{};      // blob: SHA-256 of the file; index: index csum
 };
 
+// A plain value: copyable; concurrent const use is safe, mutation needs external locking.
 class Manifest {
  public:
   std::string backup_type;
@@ -64,12 +65,14 @@ class Manifest {
   std::string SignedCanonicalJson() const;
   // HMAC-SHA256(id_key, SignedCanonicalJson()).
   Digest ComputeSignature(std::span<const uint8_t, 32> id_key) const;
-  // Sets `signature` to the hex of ComputeSignature(id_key).
-  void Sign(std::span<const uint8_t, 32> id_key);
+  // Sets `signature` to the hex of ComputeSignature(id_key) and, when `fingerprint` is not
+  // empty, unprotected["key-fingerprint"] to it (what the PBS client writes when signing).
+  void Sign(std::span<const uint8_t, 32> id_key, std::string_view fingerprint = {});
   // If unprotected.key-fingerprint is present it must equal `fingerprint` ("aa:bb:..",
   // compared after normalising case and colons) else InvalidArgument ("wrong key"); then a
-  // present signature must match (Corruption "manifest signature mismatch" otherwise). An
-  // unsigned manifest is accepted (OK).
+  // present signature must match (Corruption "wrong signature in manifest" otherwise). An
+  // unsigned manifest is accepted (OK). PBS checks the fingerprint in check_fingerprint
+  // (restore, sync) and in check_signature only for signed manifests; this does both.
   Status VerifySignature(std::span<const uint8_t, 32> id_key, std::string_view fingerprint) const;
   // unprotected["key-fingerprint"] when it is a string.
   std::optional<std::string> KeyFingerprint() const;
