@@ -69,18 +69,18 @@ Status RunCryptTests(std::vector<Row>& rows) {
   };
 
   PBSKIT_ASSIGN_OR_RETURN(double sha, Measure(1.0, [&]() -> Result<size_t> {
-    Digest d = Sha256(data);
-    asm volatile("" : : "r"(d.data()) : "memory");
-    return data.size();
-  }));
+                            Digest d = Sha256(data);
+                            asm volatile("" : : "r"(d.data()) : "memory");
+                            return data.size();
+                          }));
   by_key("sha256").speed = sha;
   log("SHA256", sha);
 
   std::vector<uint8_t> compressed(ZSTD_compressBound(data.size()));
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   auto compress = [&]() -> Result<size_t> {
-    size_t n = ZSTD_compressCCtx(cctx, compressed.data(), compressed.size(), data.data(),
-                                 data.size(), 1);
+    size_t n =
+        ZSTD_compressCCtx(cctx, compressed.data(), compressed.size(), data.data(), data.size(), 1);
     if (ZSTD_isError(n)) return Status::IoError(std::string("zstd: ") + ZSTD_getErrorName(n));
     return n;
   };
@@ -102,8 +102,8 @@ Status RunCryptTests(std::vector<Row>& rows) {
   ZSTD_DCtx* dctx = ZSTD_createDCtx();
   std::vector<uint8_t> out(data.size());
   auto decomp = Measure(1.0, [&]() -> Result<size_t> {
-    size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), compressed.data(),
-                                   compressed.size());
+    size_t n =
+        ZSTD_decompressDCtx(dctx, out.data(), out.size(), compressed.data(), compressed.size());
     if (ZSTD_isError(n)) return Status::IoError(std::string("zstd: ") + ZSTD_getErrorName(n));
     return n;
   });
@@ -115,10 +115,11 @@ Status RunCryptTests(std::vector<Row>& rows) {
   std::vector<uint8_t> ciphertext;
   std::array<uint8_t, 16> iv, tag;
   RandomBytes(iv);
-  PBSKIT_ASSIGN_OR_RETURN(double aes, Measure(1.0, [&]() -> Result<size_t> {
-    PBSKIT_RETURN_IF_ERROR(Aes256GcmEncrypt(crypt.enc_key(), iv, data, &ciphertext, &tag));
-    return data.size();
-  }));
+  PBSKIT_ASSIGN_OR_RETURN(
+      double aes, Measure(1.0, [&]() -> Result<size_t> {
+        PBSKIT_RETURN_IF_ERROR(Aes256GcmEncrypt(crypt.enc_key(), iv, data, &ciphertext, &tag));
+        return data.size();
+      }));
   by_key("aes256_gcm").speed = aes;
   log("AES256/GCM", aes);
 
@@ -126,15 +127,17 @@ Status RunCryptTests(std::vector<Row>& rows) {
   PBSKIT_ASSIGN_OR_RETURN(DataBlob chunk, DataBlob::Encode(data, nullptr, /*compress=*/true));
   const Digest digest = Sha256(data);
   std::vector<uint8_t> decoded;
-  PBSKIT_ASSIGN_OR_RETURN(double verify, Measure(1.0, [&]() -> Result<size_t> {
-    PBSKIT_RETURN_IF_ERROR(CheckBlobHeader(chunk.raw(), /*check_crc=*/true));
-    PBSKIT_RETURN_IF_ERROR(DecodeBlob(chunk.raw(), nullptr, &decoded));
-    if (decoded.size() != data.size()) {
-      return Status::Corruption("detected chunk with wrong length");
-    }
-    if (Sha256(decoded) != digest) return Status::Corruption("detected chunk with wrong digest.");
-    return data.size();
-  }));
+  PBSKIT_ASSIGN_OR_RETURN(
+      double verify, Measure(1.0, [&]() -> Result<size_t> {
+        PBSKIT_RETURN_IF_ERROR(CheckBlobHeader(chunk.raw(), /*check_crc=*/true));
+        PBSKIT_RETURN_IF_ERROR(DecodeBlob(chunk.raw(), nullptr, &decoded));
+        if (decoded.size() != data.size()) {
+          return Status::Corruption("detected chunk with wrong length");
+        }
+        if (Sha256(decoded) != digest)
+          return Status::Corruption("detected chunk with wrong digest.");
+        return data.size();
+      }));
   by_key("verify").speed = verify;
   log("Verify", verify);
   return Status::OK();

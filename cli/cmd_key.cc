@@ -125,12 +125,9 @@ int ShowKey(const GlobalOptions& g, const std::string& path) {
   if (kc->fingerprint) info["fingerprint"] = *kc->fingerprint;
   if (kc->hint) info["hint"] = *kc->hint;
   std::vector<Column> rows = {
-      {"path", "", false, nullptr},
-      {"kdf", "", false, nullptr},
-      {"created", "", false, RenderEpoch},
-      {"modified", "", false, RenderEpoch},
-      {"fingerprint", "", false, nullptr},
-      {"hint", "", false, nullptr},
+      {"path", "", false, nullptr},        {"kdf", "", false, nullptr},
+      {"created", "", false, RenderEpoch}, {"modified", "", false, RenderEpoch},
+      {"fingerprint", "", false, nullptr}, {"hint", "", false, nullptr},
   };
   return PrintRecord(g, info, rows);
 }
@@ -237,10 +234,10 @@ void Setup(CLI::App& app, GlobalOptions& g) {
   import->callback([&g] {
     g.exit_code = ImportWithMasterKey(args.input, args.master_keyfile, args.path, args.kdf,
                                       args.hint);
-  });
-}
-
+});
 }  // namespace
+
+}  // namespace pbskit::cli
 }  // namespace pbskit::cli
 
 PBSKIT_REGISTER_COMMAND(60, pbskit::cli::Setup);

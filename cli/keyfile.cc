@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "pbskit/formats/key_config.h"
@@ -48,8 +48,8 @@ Result<std::optional<std::string>> SecretFromEnv(const std::string& base) {
     char* end = nullptr;
     long fd = std::strtol(v, &end, 10);
     if (!*v || *end || fd < 0) {
-      return Status::InvalidArgument("unable to parse file descriptor in ENV(" + base +
-                                     "_FD): '" + v + "'");
+      return Status::InvalidArgument("unable to parse file descriptor in ENV(" + base + "_FD): '" +
+                                     v + "'");
     }
     PBSKIT_ASSIGN_OR_RETURN(std::string text,
                             ReadFd(static_cast<int>(fd), "reading ENV(" + base + "_FD)"));

@@ -16,7 +16,9 @@ enum class Kind { kUnknown, kPlain, kCompressed, kEncrypted, kEncrCompressed };
 
 Kind KindOf(std::span<const uint8_t> raw) {
   if (raw.size() < 8) return Kind::kUnknown;
-  auto is = [&](const std::array<uint8_t, 8>& m) { return std::memcmp(raw.data(), m.data(), 8) == 0; };
+  auto is = [&](const std::array<uint8_t, 8>& m) {
+    return std::memcmp(raw.data(), m.data(), 8) == 0;
+  };
   if (is(kUncompressedBlobMagic)) return Kind::kPlain;
   if (is(kCompressedBlobMagic)) return Kind::kCompressed;
   if (is(kEncryptedBlobMagic)) return Kind::kEncrypted;
@@ -26,7 +28,9 @@ Kind KindOf(std::span<const uint8_t> raw) {
 
 bool IsEncryptedKind(Kind k) { return k == Kind::kEncrypted || k == Kind::kEncrCompressed; }
 bool IsCompressedKind(Kind k) { return k == Kind::kCompressed || k == Kind::kEncrCompressed; }
-size_t HeaderSize(Kind k) { return IsEncryptedKind(k) ? kEncryptedBlobHeaderSize : kBlobHeaderSize; }
+size_t HeaderSize(Kind k) {
+  return IsEncryptedKind(k) ? kEncryptedBlobHeaderSize : kBlobHeaderSize;
+}
 
 uint32_t LoadLe32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
@@ -205,8 +209,8 @@ Status VerifyUnencryptedChunk(std::span<const uint8_t> raw, size_t expected_size
   PBSKIT_RETURN_IF_ERROR(DecodeBlob(raw, nullptr, scratch));
   if (scratch->size() != expected_size) {
     return Status::Corruption("detected chunk with wrong length (" +
-                              std::to_string(scratch->size()) + " != " +
-                              std::to_string(expected_size) + ")");
+                              std::to_string(scratch->size()) +
+                              " != " + std::to_string(expected_size) + ")");
   }
   if (Sha256(*scratch) != expected_digest) {
     return Status::Corruption("detected chunk with wrong digest.");
@@ -248,8 +252,8 @@ Result<DataBlob> DataBlob::EncodeWithIv(std::span<const uint8_t> data, const Cry
   if (compress && !data.empty()) {
     ZSTD_CCtx* cctx = ThreadCCtx();
     if (!cctx) return Status::IoError("zstd: unable to allocate a compression context");
-    size_t n = ZSTD_compressCCtx(cctx, raw.data() + header, data.size(), data.data(),
-                                 data.size(), 1);
+    size_t n =
+        ZSTD_compressCCtx(cctx, raw.data() + header, data.size(), data.data(), data.size(), 1);
     if (!ZSTD_isError(n)) {
       payload_size = n;
       compressed = true;

@@ -1,7 +1,6 @@
 #include "pbskit/formats/key_config.h"
 
 #include <boost/json.hpp>
-
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -46,8 +45,8 @@ Result<std::vector<uint8_t>> GetBase64(const json::object& o, const char* name) 
 Result<std::array<uint8_t, 32>> DeriveKey(const KeyConfig& kc, std::string_view password) {
   std::vector<uint8_t> derived;
   if (kc.kdf == Kdf::kScrypt) {
-    PBSKIT_ASSIGN_OR_RETURN(derived, Scrypt(Bytes(password), kc.salt, kc.scrypt_n, kc.scrypt_r,
-                                            kc.scrypt_p, 32));
+    PBSKIT_ASSIGN_OR_RETURN(
+        derived, Scrypt(Bytes(password), kc.salt, kc.scrypt_n, kc.scrypt_r, kc.scrypt_p, 32));
   } else {
     derived = Pbkdf2Sha256(Bytes(password), kc.salt, kc.pbkdf2_iter, 32);
   }
@@ -212,13 +211,13 @@ std::string KeyConfig::ToJson() const {
       out += "null";
       break;
     case Kdf::kScrypt:
-      out += "{\"Scrypt\":{\"n\":" + std::to_string(scrypt_n) + ",\"r\":" +
-             std::to_string(scrypt_r) + ",\"p\":" + std::to_string(scrypt_p) + ",\"salt\":" +
-             str(Base64Encode(salt)) + "}}";
+      out += "{\"Scrypt\":{\"n\":" + std::to_string(scrypt_n) +
+             ",\"r\":" + std::to_string(scrypt_r) + ",\"p\":" + std::to_string(scrypt_p) +
+             ",\"salt\":" + str(Base64Encode(salt)) + "}}";
       break;
     case Kdf::kPbkdf2:
-      out += "{\"PBKDF2\":{\"iter\":" + std::to_string(pbkdf2_iter) + ",\"salt\":" +
-             str(Base64Encode(salt)) + "}}";
+      out += "{\"PBKDF2\":{\"iter\":" + std::to_string(pbkdf2_iter) +
+             ",\"salt\":" + str(Base64Encode(salt)) + "}}";
       break;
   }
   out += ",\"created\":" + str(created);
@@ -273,7 +272,8 @@ Result<std::array<uint8_t, 32>> KeyConfig::Decrypt(std::string_view password) co
     Status st = Aes256GcmDecrypt(derived, all.subspan<0, 16>(), all.subspan<16, 16>(),
                                  all.subspan(32), &plain);
     if (!st.ok()) {
-      if (hint) return Status::InvalidArgument("Unable to decrypt key (password hint: " + *hint + ")");
+      if (hint)
+        return Status::InvalidArgument("Unable to decrypt key (password hint: " + *hint + ")");
       return Status::InvalidArgument("Unable to decrypt key (wrong password?)");
     }
   } else {

@@ -51,8 +51,8 @@ Result<PkeyPtr> ReadPublicKey(std::string_view pem) {
   if (!key) {
     ERR_clear_error();
     EVP_PKEY* decoded = nullptr;
-    OSSL_DECODER_CTX* dctx = OSSL_DECODER_CTX_new_for_pkey(
-        &decoded, "PEM", "type-specific", "RSA", EVP_PKEY_PUBLIC_KEY, nullptr, nullptr);
+    OSSL_DECODER_CTX* dctx = OSSL_DECODER_CTX_new_for_pkey(&decoded, "PEM", "type-specific", "RSA",
+                                                           EVP_PKEY_PUBLIC_KEY, nullptr, nullptr);
     auto bio2 = MemBio(pem);
     if (dctx && OSSL_DECODER_from_bio(dctx, bio2.get()) == 1) key = decoded;
     OSSL_DECODER_CTX_free(dctx);
@@ -93,8 +93,8 @@ Result<std::vector<uint8_t>> RsaEncryptKeyConfig(std::string_view public_pem,
                        reinterpret_cast<const unsigned char*>(json.data()), json.size()) != 1) {
     return Status::InvalidArgument("RSA encryption of the key config failed (" +
                                    std::to_string(json.size()) + " bytes for a " +
-                                   std::to_string(EVP_PKEY_get_bits(key.get())) +
-                                   "-bit key) - " + OpenSslError());
+                                   std::to_string(EVP_PKEY_get_bits(key.get())) + "-bit key) - " +
+                                   OpenSslError());
   }
   if (out_len != static_cast<size_t>(EVP_PKEY_get_size(key.get()))) {
     return Status::InvalidArgument("got unexpected length from RSA public encrypt");

@@ -17,8 +17,8 @@ using test::RunCli;
 const std::string kVm200 = "pbs-3.2.4-datastore/vm/200/2024-05-05T12:00:00Z";
 
 TEST(KeyCliTest, ShowFixtureKeyAsJson) {
-  auto r = RunCli({"key", "show", Fixture("pbs-3.2.4-datastore.key.json"), "--output-format",
-                   "json"});
+  auto r =
+      RunCli({"key", "show", Fixture("pbs-3.2.4-datastore.key.json"), "--output-format", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"path\":\"\\\"" + Fixture("pbs-3.2.4-datastore.key.json") +
                        "\\\"\",\"kdf\":\"none\",\"created\":1795661597,\"modified\":1795661597,"
@@ -45,8 +45,8 @@ TEST(KeyCliTest, ShowMissingFile) {
 TEST(KeyCliTest, CreateProtectedKeyAndRefuseOverwrite) {
   test::TempDir dir;
   const std::string path = dir / "enc.json";
-  auto r = RunCli({"key", "create", path, "--kdf", "pbkdf2"},
-                  {"PBS_ENCRYPTION_PASSWORD=s3cret-pass"});
+  auto r =
+      RunCli({"key", "create", path, "--kdf", "pbkdf2"}, {"PBS_ENCRYPTION_PASSWORD=s3cret-pass"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -76,10 +76,10 @@ TEST(KeyCliTest, CreateWithoutPasswordSourceFails) {
 TEST(KeyCliTest, ImportWithMasterKeyFromSnapshot) {
   test::TempDir dir;
   const std::string out = dir / "imported.json";
-  auto r = RunCli({"key", "import-with-master-key", Fixture(kVm200 + "/rsa-encrypted.key.blob"),
-                   "--master-keyfile", Fixture("pbs-3.2.4-datastore.master-private.pem"), out,
-                   "--kdf", "none"},
-                  {"PBS_MASTER_KEY_PASSWORD=fixture-master"});
+  auto r = RunCli(
+      {"key", "import-with-master-key", Fixture(kVm200 + "/rsa-encrypted.key.blob"),
+       "--master-keyfile", Fixture("pbs-3.2.4-datastore.master-private.pem"), out, "--kdf", "none"},
+      {"PBS_MASTER_KEY_PASSWORD=fixture-master"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto kc = KeyConfig::Parse(test::ReadText(out));
   ASSERT_TRUE(kc.ok());
@@ -105,10 +105,10 @@ TEST(KeyCliTest, ImportWithMasterKeyFromSnapshot) {
 
 TEST(KeyCliTest, ImportWithWrongMasterPassword) {
   test::TempDir dir;
-  auto r = RunCli({"key", "import-with-master-key", Fixture(kVm200), "--master-keyfile",
-                   Fixture("pbs-3.2.4-datastore.master-private.pem"), dir / "x.json", "--kdf",
-                   "none"},
-                  {"PBS_MASTER_KEY_PASSWORD=not-it"});
+  auto r =
+      RunCli({"key", "import-with-master-key", Fixture(kVm200), "--master-keyfile",
+              Fixture("pbs-3.2.4-datastore.master-private.pem"), dir / "x.json", "--kdf", "none"},
+             {"PBS_MASTER_KEY_PASSWORD=not-it"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("failed to read PEM-formatted private key"), std::string::npos) << r.err;
 }
@@ -116,9 +116,9 @@ TEST(KeyCliTest, ImportWithWrongMasterPassword) {
 TEST(KeyCliTest, BenchmarkJsonHasAllRows) {
   auto r = RunCli({"benchmark", "--output-format", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* key : {"\"tls\":{\"top\":1235000000.0}", "\"sha256\":{\"speed\":",
-                          "\"compress\":{\"speed\":", "\"decompress\":{\"speed\":",
-                          "\"aes256_gcm\":{\"speed\":", "\"verify\":{\"speed\":"}) {
+  for (const char* key :
+       {"\"tls\":{\"top\":1235000000.0}", "\"sha256\":{\"speed\":", "\"compress\":{\"speed\":",
+        "\"decompress\":{\"speed\":", "\"aes256_gcm\":{\"speed\":", "\"verify\":{\"speed\":"}) {
     EXPECT_NE(r.out.find(key), std::string::npos) << key << " in " << r.out;
   }
   auto text = RunCli({"benchmark"});

@@ -94,8 +94,9 @@ TEST(CryptConfigTest, FingerprintTextFormat) {
   auto plain = ParseFingerprint(ToHex(d));
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(*plain, d);
-  auto upper = ParseFingerprint("00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:10:20:30:40:50:60:70:"
-                                "80:90:A0:B0:C0:D0:E0:F0:01");
+  auto upper = ParseFingerprint(
+      "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:10:20:30:40:50:60:70:"
+      "80:90:A0:B0:C0:D0:E0:F0:01");
   ASSERT_TRUE(upper.ok());
   EXPECT_EQ(*upper, d);
 }

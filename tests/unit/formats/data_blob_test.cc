@@ -71,8 +71,7 @@ TEST(DataBlobTest, MagicsAreSha256Prefixes) {
   EXPECT_EQ(kUncompressedBlobMagic, prefix("Proxmox Backup uncompressed blob v1.0"));
   EXPECT_EQ(kCompressedBlobMagic, prefix("Proxmox Backup zstd compressed blob v1.0"));
   EXPECT_EQ(kEncryptedBlobMagic, prefix("Proxmox Backup encrypted blob v1.0"));
-  EXPECT_EQ(kEncrCompressedBlobMagic,
-            prefix("Proxmox Backup zstd compressed encrypted blob v1.0"));
+  EXPECT_EQ(kEncrCompressedBlobMagic, prefix("Proxmox Backup zstd compressed encrypted blob v1.0"));
 }
 
 TEST(DataBlobTest, UncompressedVectorBytes) {
@@ -100,8 +99,12 @@ TEST(DataBlobTest, EncryptedVectorBytesWithFixedIv) {
   const std::string ciphertext =
       "36336ba72aa6a2ab4cbdbb28948162f4063a7b44929e5e324d4112445c20b7cf8cdd988bef13c361d630243ab7"
       "816a2ae05e";
-  EXPECT_EQ(ToHex(blob->raw()), "7b6785be222d4cf0" "0041b37e" "000102030405060708090a0b0c0d0e0f"
-                                "dcefa2ac87a8b01ad7c6df3366244045" + ciphertext);
+  EXPECT_EQ(ToHex(blob->raw()),
+            "7b6785be222d4cf0"
+            "0041b37e"
+            "000102030405060708090a0b0c0d0e0f"
+            "dcefa2ac87a8b01ad7c6df3366244045" +
+                ciphertext);
   EXPECT_EQ(blob->raw().size(), 94u);  // 44-byte header + 50 (FORMATS.md says 48/98: wrong)
   EXPECT_EQ(blob->stored_crc(), 0x7eb34100u);
   EXPECT_TRUE(blob->is_encrypted());
@@ -119,9 +122,11 @@ TEST(DataBlobTest, EncryptedVectorBytesWithFixedIv) {
 
 TEST(DataBlobTest, RoundTripsAllKinds) {
   CryptConfig crypt(NinesKey());
-  std::vector<std::vector<uint8_t>> inputs = {
-      {}, TestData(), std::vector<uint8_t>(4 << 20, 0), Pseudorandom(100000, 7),
-      std::vector<uint8_t>(1, 0x42)};
+  std::vector<std::vector<uint8_t>> inputs = {{},
+                                              TestData(),
+                                              std::vector<uint8_t>(4 << 20, 0),
+                                              Pseudorandom(100000, 7),
+                                              std::vector<uint8_t>(1, 0x42)};
   for (const auto& data : inputs) {
     for (bool compress : {false, true}) {
       for (const CryptConfig* c : std::array<const CryptConfig*, 2>{nullptr, &crypt}) {
@@ -363,8 +368,8 @@ TEST(DataBlobTest, FixtureBlobFiles) {
   EXPECT_EQ(data->size(), 104u);
   EXPECT_EQ(test::Sha256Hex(*data),
             "4587121623ed9a97847d6f34236983c3746287f42a2f5a6d82bbdf1eb40c177c");
-  auto rsa = DataBlob::FromRaw(test::ReadFile(test::Fixture(
-      "pbs-3.2.4-datastore/vm/200/2024-05-05T12:00:00Z/rsa-encrypted.key.blob")));
+  auto rsa = DataBlob::FromRaw(test::ReadFile(
+      test::Fixture("pbs-3.2.4-datastore/vm/200/2024-05-05T12:00:00Z/rsa-encrypted.key.blob")));
   ASSERT_TRUE(rsa.ok());
   EXPECT_FALSE(rsa->is_compressed());
   EXPECT_FALSE(rsa->is_encrypted());

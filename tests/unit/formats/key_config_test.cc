@@ -16,9 +16,11 @@
 namespace pbskit {
 namespace {
 
-constexpr char kFixtureKeyHex[] = "e113c9cd55f4e85a04b7ebecd54081cf610273d0ac9b7b9f7680c0107078642b";
+constexpr char kFixtureKeyHex[] =
+    "e113c9cd55f4e85a04b7ebecd54081cf610273d0ac9b7b9f7680c0107078642b";
 constexpr char kFixtureFingerprint[] =
-    "c1:5b:4a:95:d5:ba:ed:b6:4d:dd:e2:bc:f0:f5:d7:47:d4:b5:fa:a3:8b:88:9a:5e:ac:a2:ad:79:da:a2:3f:af";
+    "c1:5b:4a:95:d5:ba:ed:b6:4d:dd:e2:bc:f0:f5:d7:47:d4:b5:fa:a3:8b:88:9a:5e:ac:a2:ad:79:da:a2:3f:"
+    "af";
 
 KeyConfig LoadFixture(const std::string& rel) {
   auto kc = KeyConfig::Parse(test::ReadText(test::Fixture(rel)));
@@ -181,8 +183,8 @@ TEST(KeyConfigTest, ParseErrors) {
 }
 
 TEST(KeyConfigTest, RsaMasterKeyFixtureBlobDecrypts) {
-  auto blob = DataBlob::FromRaw(test::ReadFile(test::Fixture(
-      "pbs-3.2.4-datastore/vm/200/2024-05-05T12:00:00Z/rsa-encrypted.key.blob")));
+  auto blob = DataBlob::FromRaw(test::ReadFile(
+      test::Fixture("pbs-3.2.4-datastore/vm/200/2024-05-05T12:00:00Z/rsa-encrypted.key.blob")));
   ASSERT_TRUE(blob.ok()) << blob.status().ToString();
   auto payload = blob->Decode(nullptr);
   ASSERT_TRUE(payload.ok());

@@ -19,14 +19,17 @@
 namespace pbskit {
 
 // First 8 bytes of SHA-256 of "Proxmox Backup uncompressed blob v1.0" etc.
-inline constexpr std::array<uint8_t, 8> kUncompressedBlobMagic = {66, 171, 56, 7, 190, 131, 112, 161};
-inline constexpr std::array<uint8_t, 8> kCompressedBlobMagic = {49, 185, 88, 66, 111, 182, 163, 127};
+inline constexpr std::array<uint8_t, 8> kUncompressedBlobMagic = {66,  171, 56,  7,
+                                                                  190, 131, 112, 161};
+inline constexpr std::array<uint8_t, 8> kCompressedBlobMagic = {49,  185, 88,  66,
+                                                                111, 182, 163, 127};
 inline constexpr std::array<uint8_t, 8> kEncryptedBlobMagic = {123, 103, 133, 190, 34, 45, 76, 240};
-inline constexpr std::array<uint8_t, 8> kEncrCompressedBlobMagic = {230, 89, 27, 191, 11, 191, 216, 11};
+inline constexpr std::array<uint8_t, 8> kEncrCompressedBlobMagic = {230, 89,  27,  191,
+                                                                    11,  191, 216, 11};
 
 inline constexpr size_t kMaxBlobSize = 128 * 1024 * 1024;  // plaintext limit (MAX_BLOB_SIZE)
-inline constexpr size_t kBlobHeaderSize = 12;               // magic + crc
-inline constexpr size_t kEncryptedBlobHeaderSize = 44;      // magic + crc + iv + tag (packed)
+inline constexpr size_t kBlobHeaderSize = 12;              // magic + crc
+inline constexpr size_t kEncryptedBlobHeaderSize = 44;     // magic + crc + iv + tag (packed)
 
 // Owns the encoded bytes of one blob. Not synchronised: share only const instances.
 class DataBlob {
