@@ -67,6 +67,45 @@ FixedIndexWriter::FixedIndexWriter(uint64_t size, uint64_t chunk_size)
   uuid_ = index_internal::NewUuid();
 }
 
+FixedIndexWriter FixedIndexWriter::Growable(uint64_t chunk_size) {
+  FixedIndexWriter w(0, chunk_size);
+  w.growable_ = chunk_size > 0 && std::has_single_bit(chunk_size);
+  return w;
+}
+
+Status FixedIndexWriter::AddChunk(uint64_t start, uint64_t len, const Digest& d) {
+  if (chunk_size_ == 0 || !std::has_single_bit(chunk_size_)) {
+    return Status::InvalidArgument("fixed index: chunk size " + std::to_string(chunk_size_) +
+                                   " is not a power of two");
+  }
+  if (len > UINT64_MAX - start) {
+    return Status::InvalidArgument("add_chunk: start and size are too large: " +
+                                   std::to_string(start) + "+" + std::to_string(len));
+  }
+  const uint64_t end = start + len;
+  if (end > size_) {
+    if (!growable_) {
+      return Status::InvalidArgument("fixed index: refusing to resize from " +
+                                     std::to_string(size_) + " to " + std::to_string(end));
+    }
+    const uint64_t count = (end - 1) / chunk_size_ + 1;
+    if (count * chunk_size_ != end) growable_ = false;  // a short chunk is the last one
+    digests_.resize(count);
+    set_.resize(count, false);
+    size_ = end;
+  }
+  if ((end != size_ && len != chunk_size_) || len > chunk_size_ || len == 0) {
+    return Status::InvalidArgument("fixed index: chunk with unexpected length (" +
+                                   std::to_string(len) + " != " + std::to_string(chunk_size_) +
+                                   ")");
+  }
+  if (start % chunk_size_ != 0) {
+    return Status::InvalidArgument(
+        "fixed index: got unaligned chunk (pos = " + std::to_string(start) + ")");
+  }
+  return SetDigest(static_cast<size_t>(start / chunk_size_), d);
+}
+
 Status FixedIndexWriter::SetDigest(size_t i, const Digest& d) {
   if (i >= digests_.size()) {
     return Status::InvalidArgument("fixed index: chunk " + std::to_string(i) +

@@ -79,6 +79,39 @@ TEST(FixedIndex, WriterErrors) {
   EXPECT_EQ(empty.Finish(nullptr).status().code(), Code::kInvalidArgument);
 }
 
+TEST(FixedIndex, AddChunkChecksAlignment) {  // PBS FixedIndexWriter::add_chunk rules
+  const Digest a = Sha256(std::string_view("a")), b = Sha256(std::string_view("b"));
+  FixedIndexWriter w(10000, 4096);
+  EXPECT_EQ(w.AddChunk(0, 4095, a).code(), Code::kInvalidArgument);     // short, not last
+  EXPECT_EQ(w.AddChunk(1, 4096, a).code(), Code::kInvalidArgument);     // unaligned
+  EXPECT_EQ(w.AddChunk(0, 0, a).code(), Code::kInvalidArgument);        // empty
+  EXPECT_EQ(w.AddChunk(8192, 4096, a).code(), Code::kInvalidArgument);  // past the end
+  EXPECT_EQ(w.AddChunk(8192, 1808, a).ToString(), "OK");                // the short last chunk
+  ASSERT_TRUE(w.AddChunk(4096, 4096, b).ok());
+  ASSERT_TRUE(w.AddChunk(0, 4096, a).ok());
+  auto fixed = w.Finish(nullptr);
+  ASSERT_TRUE(fixed.ok());
+
+  // Growable: same result as a writer that knew the size, in any order of the full chunks.
+  FixedIndexWriter g = FixedIndexWriter::Growable(4096);
+  EXPECT_EQ(g.size(), 0u);
+  EXPECT_EQ(g.Finish(nullptr).status().code(), Code::kInvalidArgument);  // empty image
+  ASSERT_TRUE(g.AddChunk(4096, 4096, b).ok());
+  EXPECT_EQ(g.size(), 8192u);
+  ASSERT_TRUE(g.AddChunk(0, 4096, a).ok());
+  ASSERT_TRUE(g.AddChunk(8192, 1808, a).ok());
+  EXPECT_EQ(g.size(), 10000u);
+  // A short chunk fixed the size.
+  Status grow = g.AddChunk(12288, 4096, a);
+  EXPECT_EQ(grow.code(), Code::kInvalidArgument);
+  EXPECT_NE(grow.message().find("refusing to resize"), std::string::npos);
+  g.SetUuid(FixedIndex::Parse(*fixed, "w").value().uuid());
+  g.SetCtime(FixedIndex::Parse(*fixed, "w").value().ctime());
+  auto grown = g.Finish(nullptr);
+  ASSERT_TRUE(grown.ok()) << grown.status().ToString();
+  EXPECT_EQ(*grown, *fixed);
+}
+
 struct FixtureFidx {
   std::string snapshot;
   std::string csum;

@@ -65,19 +65,30 @@ class FixedIndexWriter {
   // Requires size > 0 and chunk_size a power of two; violations make Finish fail with
   // InvalidArgument.
   FixedIndexWriter(uint64_t size, uint64_t chunk_size);
+  // A writer for an image of unknown size (PBS 4.1.5+ backup sessions): AddChunk grows the
+  // image; the size becomes fixed once a chunk shorter than chunk_size is added.
+  static FixedIndexWriter Growable(uint64_t chunk_size);
 
+  uint64_t size() const { return size_; }
+  uint64_t chunk_size() const { return chunk_size_; }
   size_t chunk_count() const { return digests_.size(); }
   // InvalidArgument when i >= chunk_count().
   Status SetDigest(size_t i, const Digest& d);
+  // PBS's add_chunk: records the chunk covering image bytes [start, start + len). Growable
+  // writers first grow to start + len. InvalidArgument (PBS wording) when the size is fixed and
+  // would have to grow, when start is not a multiple of chunk_size, when len is 0, above
+  // chunk_size, or below it for a chunk that does not end the image.
+  Status AddChunk(uint64_t start, uint64_t len, const Digest& d);
   void SetUuid(const std::array<uint8_t, 16>& uuid) { uuid_ = uuid; }
   void SetCtime(int64_t ctime) { ctime_ = ctime; }
   // Returns the complete file bytes and stores the index csum in *csum (may be null).
-  // InvalidArgument if any entry is unset or the size/chunk_size given were invalid.
+  // InvalidArgument if any entry is unset, the image is empty or the chunk size is invalid.
   Result<std::vector<uint8_t>> Finish(Digest* csum);
 
  private:
   uint64_t size_;
   uint64_t chunk_size_;
+  bool growable_ = false;
   std::vector<Digest> digests_;
   std::vector<bool> set_;
   std::array<uint8_t, 16> uuid_{};
