@@ -140,29 +140,17 @@ void CheckMaintenance(CheckContext& ctx, const Store& s) {
   }
 }
 
-// Real atime probe (FORMATS.md §8.4 in spirit): a temporary file in the datastore directory
-// gets an old atime, then atime=now; the second stat must show a newer atime.
 void ProbeAtime(CheckContext& ctx, const Store& s) {
   const std::string check = "datastore-atime";
-  std::string probe = s.path + "/.pbskit-atime-probe." + std::to_string(::getpid());
-  int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    ctx.report.Skip(check, "datastore '" + s.name + "': atime probe not possible (" + probe +
-                               ": " + std::strerror(errno) + ")");
-    return;
-  }
-  struct timespec old_times[2] = {{::time(nullptr) - 2 * 86400, 0}, {0, UTIME_OMIT}};
-  struct timespec now_times[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
-  struct stat before {}, after {};
-  bool ok = ::futimens(fd, old_times) == 0 && ::fstat(fd, &before) == 0 &&
-            ::futimens(fd, now_times) == 0 && ::fstat(fd, &after) == 0;
-  int err = errno;
-  ::close(fd);
-  ::unlink(probe.c_str());
-  if (!ok) {
-    ctx.report.Fail(check, "datastore '" + s.name + "': atime update failed: " +
-                               std::strerror(err));
-  } else if (after.st_atim.tv_sec <= before.st_atim.tv_sec) {
+  auto honoured = ProbeAtimeUpdates(s.path);
+  if (!honoured.ok()) {
+    if (honoured.status().code() == Code::kUnsupported) {
+      ctx.report.Skip(check, "datastore '" + s.name + "': atime probe not possible (" +
+                                 honoured.status().message() + ")");
+    } else {
+      ctx.report.Fail(check, "datastore '" + s.name + "': " + honoured.status().message());
+    }
+  } else if (!*honoured) {
     ctx.report.Fail(check, "datastore '" + s.name + "': the file system does not honour atime "
                            "updates; garbage collection (atime safety check) will fail");
   } else {
@@ -390,6 +378,22 @@ void CheckTapeJobsOnS3(CheckContext& ctx, const std::vector<Store>& stores) {
 }
 
 }  // namespace
+
+Result<bool> ProbeAtimeUpdates(const std::string& dir) {
+  std::string probe = dir + "/.pbskit-atime-probe." + std::to_string(::getpid());
+  int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unsupported(probe + ": " + std::strerror(errno));
+  struct timespec old_times[2] = {{::time(nullptr) - 2 * 86400, 0}, {0, UTIME_OMIT}};
+  struct timespec now_times[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
+  struct stat before {}, after {};
+  bool ok = ::futimens(fd, old_times) == 0 && ::fstat(fd, &before) == 0 &&
+            ::futimens(fd, now_times) == 0 && ::fstat(fd, &after) == 0;
+  int err = errno;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (!ok) return Status::IoError("atime update on " + probe + " failed: " + std::strerror(err));
+  return after.st_atim.tv_sec > before.st_atim.tv_sec;
+}
 
 Status CheckDatastores(CheckContext& ctx) {
   ctx.report.Info("datastores", "Checking datastores..");

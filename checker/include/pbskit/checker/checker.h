@@ -47,6 +47,12 @@ struct CheckOptions {
 // version never is. Pure.
 bool KernelSuitable(const std::string& release, bool upgraded);
 
+// The real atime probe (the idea of PBS's GC atime safety check, FORMATS.md §8.4): creates a
+// temporary file in `dir`, sets its atime two days back, then to now, and reports whether the
+// second stat shows the newer atime. The file is removed again. Unsupported when the file cannot
+// be created (read-only, permissions), IoError when the timestamp calls fail.
+Result<bool> ProbeAtimeUpdates(const std::string& dir);
+
 // Runs every check and returns the report. Requires nothing else; reads only (except the
 // atime probe's temporary file on the live system, removed again). Not thread-safe w.r.t.
 // concurrent changes of the host. Non-OK only for hard errors where pbs3to4 aborts too
