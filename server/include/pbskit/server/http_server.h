@@ -1,0 +1,122 @@
+// HTTPS/1.1 server on Boost.Asio/Beast with OpenSSL: the transport under `pbskit serve`.
+//
+// One acceptor, a fixed pool of I/O threads, one strand per connection. Every request is
+// bounded: header size, URI length (PBS: 3072 bytes -> 414), body size (per route, decided by
+// the handler after the header arrived), and timeouts for the TLS handshake, the header, the
+// body and idle keep-alive connections, so slow or hostile clients cannot pin resources.
+// Connections above `max_connections` are closed right after accept; accept errors such as
+// EMFILE back off briefly instead of stopping the server.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pbskit/formats/status.h"
+
+namespace pbskit::server {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // raw request target ("/api2/json/x?y=1")
+  std::string path;    // target without the query, not decoded
+  std::string query;   // raw query string (after '?'), not decoded
+  // Header names lower-cased; repeated headers are joined with ", " (cookies with "; ").
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string peer;  // "ip:port"
+  std::chrono::steady_clock::time_point start;  // when the header was complete
+
+  // Value of header `name` (lower-case), or nullptr.
+  const std::string* Header(std::string_view name) const;
+};
+
+// A stream that was switched to another protocol (HTTP/2) after a 101 response. The server
+// hands it to the response's upgrade callback; the callee owns it from then on.
+class UpgradedStream {
+ public:
+  virtual ~UpgradedStream() = default;
+  // Blocking read of up to `n` bytes; returns 0 at end of stream. IoError on failure.
+  virtual Result<size_t> Read(uint8_t* buf, size_t n) = 0;
+  // Blocking write of all bytes. IoError on failure.
+  virtual Status Write(const uint8_t* buf, size_t n) = 0;
+  // Closes the connection (TLS shutdown is skipped); further calls fail.
+  virtual void Close() = 0;
+  // Bytes the HTTP/1.1 parser already read past the upgrade request.
+  virtual std::string TakeLeftover() = 0;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json;charset=UTF-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // Respond no earlier than this long after HttpRequest::start (PBS delays 401 by 3 s and
+  // 403 by 0.5 s to slow down guessing).
+  std::chrono::milliseconds min_delay{0};
+  bool close = false;  // close the connection after this response
+  // Set on a 101 response: called on a separate thread with the raw TLS stream once the 101
+  // was written. The connection is then no longer an HTTP/1.1 connection.
+  std::function<void(std::unique_ptr<UpgradedStream>)> on_upgrade;
+};
+
+// Application side of the server. Thread safe: called concurrently from the I/O threads.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Largest body accepted for a request (called once the header is in). Larger bodies are
+  // answered with 413 and the connection is closed.
+  virtual size_t MaxBodySize(const HttpRequest& request) const = 0;
+  virtual HttpResponse Handle(HttpRequest& request) = 0;
+};
+
+struct HttpServerOptions {
+  std::string listen = "0.0.0.0:8007";  // "ADDR:PORT" or "[v6]:PORT"; port 0 picks a free one
+  std::string cert_file;                 // PEM certificate chain
+  std::string key_file;                  // PEM private key
+  int threads = 4;
+  size_t max_connections = 4096;
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_uri_length = 3072;          // path + query, PBS MAX_URI_QUERY_LENGTH
+  std::chrono::seconds handshake_timeout{30};
+  std::chrono::seconds header_timeout{60};
+  std::chrono::seconds body_timeout{300};
+  std::chrono::seconds idle_timeout{120};
+};
+
+struct HttpServerStats {
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;  // closed because of max_connections
+  uint64_t active = 0;
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving on background threads. `handler` must outlive the server.
+  // Errors: InvalidArgument for a bad listen address, IoError when binding fails or the
+  // certificate/key cannot be loaded.
+  static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
+                                                   HttpHandler* handler);
+  ~HttpServer();  // Stop()s
+
+  // Port actually bound (useful with port 0).
+  uint16_t port() const;
+  HttpServerStats stats() const;
+  // Stops accepting, closes every connection and joins the I/O threads. Idempotent.
+  void Stop();
+  // Blocks until Stop() was called (from another thread or a signal handler thread).
+  void Wait();
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pbskit::server
