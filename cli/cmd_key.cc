@@ -184,12 +184,53 @@ int ImportWithMasterKey(const std::string& input, const std::string& master_keyf
   return 0;
 }
 
+int CreateMasterKey(const std::string& dir) {
+  auto password = ReadPasswordFrom({"PBS_MASTER_KEY_PASSWORD"}, "Master Key Password: ",
+                                   /*confirm=*/true);
+  if (!password.ok()) return Fail(password.status());
+  std::cerr << "Generating 4096-bit RSA key.." << std::endl;
+  auto pair = GenerateMasterKey(4096, *password);
+  if (!pair.ok()) return Fail(pair.status());
+  auto info = DescribeRsaPublicKey(pair->public_pem);
+  if (!info.ok()) return Fail(info.status());
+  std::cerr << "Modulus: " << info->modulus << "\n"
+            << "Exponent: " << info->exponent << "\n\n";
+  const std::string pub = (fs::path(dir) / "master-public.pem").string();
+  const std::string priv = (fs::path(dir) / "master-private.pem").string();
+  std::cerr << "Writing public master key to " << pub << "\n";
+  Status st = StoreKeyFile(pub, pair->public_pem, /*replace=*/true);
+  if (!st.ok()) return Fail(st);
+  std::cerr << "Writing private master key to " << priv << "\n";
+  st = StoreKeyFile(priv, pair->private_pem, /*replace=*/true);
+  if (!st.ok()) return Fail(st);
+  return 0;
+}
+
+int ShowMasterPubkey(const GlobalOptions& g, const std::string& path) {
+  auto pem = ReadTextFile(path);
+  if (!pem.ok()) return Fail(pem.status());
+  auto info = DescribeRsaPublicKey(*pem);
+  if (!info.ok()) return Fail(info.status().WithContext("'" + path + "'"));
+  std::error_code ec;
+  fs::path canonical = fs::canonical(path, ec);
+  boost::json::object out;
+  out["path"] = ec ? path : canonical.string();
+  out["exponent"] = info->exponent;
+  out["modulus"] = info->modulus;
+  out["length"] = info->length;
+  std::vector<Column> rows = {{"path", "", false, nullptr},
+                              {"modulus", "", false, nullptr},
+                              {"exponent", "", false, nullptr},
+                              {"length", "", false, nullptr}};
+  return PrintRecord(g, out, rows);
+}
+
 void Setup(CLI::App& app, GlobalOptions& g) {
   auto* key = app.add_subcommand("key", "Manage encryption keys (PBS key file format)");
   key->require_subcommand(1);
 
   struct Args {
-    std::string path, kdf = "scrypt", hint, input, master_keyfile;
+    std::string path, kdf = "scrypt", hint, input, master_keyfile, dir = ".";
   };
   static Args args;
 
@@ -231,6 +272,25 @@ void Setup(CLI::App& app, GlobalOptions& g) {
       "The master key (PEM) password is read from PBS_MASTER_KEY_PASSWORD, else from\n"
       "PBS_ENCRYPTION_PASSWORD, else asked on the terminal. With --kdf scrypt|pbkdf2 the new\n"
       "key password is read from PBS_ENCRYPTION_PASSWORD or asked twice on the terminal.");
+  auto* master = key->add_subcommand(
+      "create-master-key",
+      "Create an RSA public/private key pair used to put an encrypted version of the symmetric "
+      "backup encryption key onto the backup server along with each backup.");
+  master
+      ->add_option("--output-dir", args.dir,
+                   "Directory for master-public.pem and master-private.pem (replaced).")
+      ->capture_default_str();
+  master->footer(
+      "The private key password is read from PBS_MASTER_KEY_PASSWORD (or _FD, _FILE, _CMD),\n"
+      "otherwise asked twice on the terminal.");
+  master->callback([&g] { g.exit_code = CreateMasterKey(args.dir); });
+
+  auto* show_master =
+      key->add_subcommand("show-master-pubkey", "List information about master key");
+  show_master->add_option("path", args.path, "Path to the PEM formatted RSA public key.")
+      ->required();
+  show_master->callback([&g] { g.exit_code = ShowMasterPubkey(g, args.path); });
+
   import->callback([&g] {
     g.exit_code = ImportWithMasterKey(args.input, args.master_keyfile, args.path, args.kdf,
                                       args.hint);

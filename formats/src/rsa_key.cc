@@ -1,5 +1,7 @@
 // RSA master key wrapping of key files (rsa-encrypted.key.blob payloads).
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -132,6 +134,52 @@ Result<KeyConfig> RsaDecryptKeyConfig(std::string_view private_pem, std::string_
                               kc.status().message());
   }
   return std::move(kc).value();
+}
+
+Result<MasterKeyPair> GenerateMasterKey(int bits, std::string_view password) {
+  if (bits < 3072) {  // a key file JSON (~260 bytes) must fit one PKCS#1 v1.5 block
+    return Status::InvalidArgument("RSA master keys need at least 3072 bits");
+  }
+  if (password.empty()) return Status::InvalidArgument("master key password must not be empty");
+  PkeyPtr key(EVP_RSA_gen(static_cast<unsigned int>(bits)));
+  if (!key) return Status::IoError("RSA key generation failed - " + OpenSslError());
+  auto to_string = [](BIO* bio) {
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    return std::string(data, static_cast<size_t>(len));
+  };
+  std::unique_ptr<BIO, BioFree> pub(BIO_new(BIO_s_mem()));
+  std::unique_ptr<BIO, BioFree> priv(BIO_new(BIO_s_mem()));
+  if (!pub || !priv || PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1 ||
+      PEM_write_bio_PKCS8PrivateKey(priv.get(), key.get(), EVP_aes_256_cbc(),
+                                    const_cast<char*>(password.data()),
+                                    static_cast<int>(password.size()), nullptr, nullptr) != 1) {
+    return Status::IoError("writing the master key PEM failed - " + OpenSslError());
+  }
+  return MasterKeyPair{to_string(pub.get()), to_string(priv.get())};
+}
+
+Result<RsaPublicKeyInfo> DescribeRsaPublicKey(std::string_view public_pem) {
+  PBSKIT_ASSIGN_OR_RETURN(PkeyPtr key, ReadPublicKey(public_pem));
+  BIGNUM* n = nullptr;
+  BIGNUM* e = nullptr;
+  if (EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_N, &n) != 1 ||
+      EVP_PKEY_get_bn_param(key.get(), OSSL_PKEY_PARAM_RSA_E, &e) != 1) {
+    BN_free(n);
+    BN_free(e);
+    return Status::InvalidArgument("unable to read RSA key parameters - " + OpenSslError());
+  }
+  RsaPublicKeyInfo info;
+  char* hex = BN_bn2hex(n);
+  char* dec = BN_bn2dec(e);
+  info.modulus = hex ? hex : "";
+  info.exponent = dec ? dec : "";
+  info.length = EVP_PKEY_get_size(key.get()) * 8;
+  OPENSSL_free(hex);
+  OPENSSL_free(dec);
+  BN_free(n);
+  BN_free(e);
+  return info;
 }
 
 }  // namespace pbskit

@@ -249,3 +249,38 @@ TEST(KeyConfigTest, Rfc3339ToEpoch) {
 
 }  // namespace
 }  // namespace pbskit
+
+namespace pbskit {
+namespace {
+
+TEST(KeyConfigTest, DescribeFixtureMasterPublicKey) {
+  auto info =
+      DescribeRsaPublicKey(test::ReadText(test::Fixture("pbs-3.2.4-datastore.master-public.pem")));
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->length, 4096);
+  EXPECT_EQ(info->exponent, "65537");
+  EXPECT_EQ(info->modulus.size(), 1024u);
+  EXPECT_EQ(info->modulus.rfind("C5D42CBB", 0), 0u) << info->modulus.substr(0, 16);
+  EXPECT_FALSE(DescribeRsaPublicKey("garbage").ok());
+}
+
+TEST(KeyConfigTest, GeneratedMasterKeyWrapsAndUnwraps) {
+  auto pair = GenerateMasterKey(3072, "master-pw");
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(pair->public_pem.rfind("-----BEGIN PUBLIC KEY-----", 0), 0u);
+  EXPECT_EQ(pair->private_pem.rfind("-----BEGIN ENCRYPTED PRIVATE KEY-----", 0), 0u);
+  auto plain = KeyConfig::Create(SequenceKey(), Kdf::kNone, "");
+  ASSERT_TRUE(plain.ok());
+  auto wrapped = RsaEncryptKeyConfig(pair->public_pem, *plain);
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().ToString();
+  EXPECT_EQ(wrapped->size(), 384u);
+  auto back = RsaDecryptKeyConfig(pair->private_pem, "master-pw", *wrapped);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->ToJson(), plain->ToJson());
+  EXPECT_EQ(RsaDecryptKeyConfig(pair->private_pem, "other", *wrapped).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(GenerateMasterKey(2048, "x").status().code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace pbskit

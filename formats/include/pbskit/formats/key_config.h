@@ -74,4 +74,23 @@ Result<std::vector<uint8_t>> RsaEncryptKeyConfig(std::string_view public_pem,
 Result<KeyConfig> RsaDecryptKeyConfig(std::string_view private_pem, std::string_view pem_password,
                                       std::span<const uint8_t> payload);
 
+// A new RSA master key pair, as `proxmox-backup-client key create-master-key` writes it: the
+// public key as SPKI PEM ("PUBLIC KEY"), the private key as PKCS#8 PEM encrypted with
+// AES-256-CBC under `password`. InvalidArgument for an empty password or bits < 3072 (PBS uses
+// 4096).
+struct MasterKeyPair {
+  std::string public_pem;
+  std::string private_pem;
+};
+Result<MasterKeyPair> GenerateMasterKey(int bits, std::string_view password);
+
+// Facts about an RSA public key (PBS's RsaPubKeyInfo): modulus as upper-case hex (OpenSSL
+// BN_bn2hex), exponent in decimal, length in bits. InvalidArgument for unreadable PEM.
+struct RsaPublicKeyInfo {
+  std::string modulus;
+  std::string exponent;
+  int length = 0;
+};
+Result<RsaPublicKeyInfo> DescribeRsaPublicKey(std::string_view public_pem);
+
 }  // namespace pbskit
