@@ -3,6 +3,7 @@
 #include "pbskit/datastore/chunk_store.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -28,6 +29,7 @@ bool MagicIs(std::span<const uint8_t> data, const std::array<uint8_t, 8>& magic)
 namespace detail {
 struct ProcessLocker {
   std::mutex mu;
+  pid_t pid = 0;  // fcntl locks are not inherited by fork(): a child starts afresh
   Filesystem* fs = nullptr;
   int fd = -1;
   bool writable = false;
@@ -54,7 +56,7 @@ std::map<std::string, std::shared_ptr<Locker>>& Lockers() {
 Result<std::shared_ptr<Locker>> GetLocker(Filesystem* fs, const std::string& path) {
   std::lock_guard<std::mutex> l(LockersMutex());
   auto by_path = Lockers().find("path:" + path);
-  if (by_path != Lockers().end()) return by_path->second;
+  if (by_path != Lockers().end() && by_path->second->pid == ::getpid()) return by_path->second;
   bool writable = true;
   auto r = fs->Open(path, O_RDWR | O_CREAT, 0644);
   if (!r.ok() && r.status().code() == Code::kPermissionDenied) {
@@ -69,8 +71,9 @@ Result<std::shared_ptr<Locker>> GetLocker(Filesystem* fs, const std::string& pat
     return st.status();
   }
   auto& slot = Lockers()[fmt::format("ino:{}:{}", st->st_dev, st->st_ino)];
-  if (!slot) {
+  if (!slot || slot->pid != ::getpid()) {
     slot = std::make_shared<Locker>();
+    slot->pid = ::getpid();
     slot->fs = fs;
     slot->fd = fd;
     slot->writable = writable;
@@ -320,7 +323,7 @@ Result<struct stat> ChunkStore::StatChunk(const Digest& d) const {
 
 Result<std::shared_ptr<detail::ProcessLocker>> ChunkStore::Locker() const {
   std::lock_guard<std::mutex> l(locker_mu_);
-  if (!locker_) {
+  if (!locker_ || locker_->pid != ::getpid()) {
     PBSKIT_ASSIGN_OR_RETURN(locker_, GetLocker(fs_, lock_path()));
   }
   return locker_;

@@ -156,10 +156,9 @@ Status DataStore::RemoveGroupIfEmpty(const BackupNamespace& ns, const BackupGrou
     Status st = fs_->Unlink(dir + "/" + f);
     if (!st.ok() && !st.IsNotFound()) return st;
   }
-  Status st = fs_->Rmdir(dir);
-  if (!st.ok() && !st.IsNotFound()) {
-    return Status(st.code(), "removing group directory '" + dir + "' failed - " + st.message());
-  }
+  // Like PBS: a group directory kept alive by foreign entries only costs a warning; the
+  // snapshot removal itself succeeded.
+  (void)fs_->Rmdir(dir);
   locks_.RemoveGroupLockFile(ns, g);
   return Status::OK();
 }

@@ -94,6 +94,7 @@ Result<LockGuardPtr> DatastoreLocks::LockFile(const std::string& path, LockMode 
   auto fd = fs_->Open(path, O_RDWR | O_APPEND | O_CREAT, 0660);
   if (!fd.ok()) return fail(fd.status());
   ScopedFd guard(fs_, *fd);
+  (void)fs_->Chmod(path, 0660);  // PBS creates lock files 0660 regardless of the umask
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     st = fs_->Flock(guard.get(), mode, true);
