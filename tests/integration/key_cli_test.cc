@@ -128,5 +128,27 @@ TEST(KeyCliTest, BenchmarkJsonHasAllRows) {
   EXPECT_NE(text.out.find(" MB/s ("), std::string::npos);
 }
 
+TEST(KeyCliTest, CreateMasterKeyAndShowIt) {
+  test::TempDir dir;
+  auto r = RunCli({"key", "create-master-key", "--output-dir", dir.path()},
+                  {"PBS_MASTER_KEY_PASSWORD=master-pw"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("Generating 4096-bit RSA key.."), std::string::npos) << r.err;
+  auto show =
+      RunCli({"key", "show-master-pubkey", dir / "master-public.pem", "--output-format", "json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("\"exponent\":\"65537\""), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("\"length\":4096"), std::string::npos) << show.out;
+  // The pair wraps and unwraps a key file.
+  auto plain = KeyConfig::Parse(test::ReadText(Fixture("pbs-3.2.4-datastore.key.json")));
+  ASSERT_TRUE(plain.ok());
+  auto wrapped = RsaEncryptKeyConfig(test::ReadText(dir / "master-public.pem"), *plain);
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().ToString();
+  auto back =
+      RsaDecryptKeyConfig(test::ReadText(dir / "master-private.pem"), "master-pw", *wrapped);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->ToJson(), plain->ToJson());
+}
+
 }  // namespace
 }  // namespace pbskit
