@@ -16,6 +16,8 @@ struct CheckArgs {
   std::string junit;
   std::vector<std::string> remote_versions;
   bool no_atime_probe = false;
+  bool verify = false;
+  int sample = 100;
 };
 
 int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
@@ -23,6 +25,7 @@ int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
   checker::CheckOptions opts;
   opts.root = a.root;
   opts.atime_probe = !a.no_atime_probe;
+  if (a.verify) opts.verify_sample_percent = a.sample;
   for (const auto& rv : a.remote_versions) {
     size_t eq = rv.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == rv.size()) {
@@ -78,6 +81,13 @@ void Setup(CLI::App& app, pbskit::cli::GlobalOptions& g) {
                   "the remote; needed for host trees)");
   sub->add_flag("--no-atime-probe", args->no_atime_probe,
                 "do not probe atime updates with a temporary file in each datastore");
+  sub->add_flag("--verify-datastores", args->verify,
+                "verify each datastore's snapshots first, as the upgrade guide asks (records "
+                "verify results and renames corrupt chunks like a PBS verify job)");
+  sub->add_option("--sample", args->sample,
+                  "with --verify-datastores: verify only PERCENT of the snapshots, evenly spread")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   sub->allow_extras();  // pbs3to4 ignores every argument; stay compatible with scripts
   sub->callback([args, &g] { g.exit_code = RunCheck(*args, g); });
 }

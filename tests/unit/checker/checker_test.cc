@@ -262,8 +262,9 @@ TEST(CheckerTest, DatastoreExistenceOutcomes) {
   EXPECT_EQ(Lines(r, "datastore-exists"),
             (V{"FAIL: datastore 'a' (/srv/a) cannot be opened: no chunk store (/srv/a/.chunks "
                "missing)",
-               "FAIL: datastore 'b' (/srv/b) has an incomplete chunk store "
-               "(/srv/b/.chunks/7fff missing)",
+               "WARN: datastore 'b' (/srv/b) has an incomplete chunk store "
+               "(/srv/b/.chunks/7fff missing): new chunks with missing prefixes cannot be stored",
+               "PASS: datastore 'b' (/srv/b) exists and opens",
                "FAIL: datastore 'c' has no 'path' in datastore.cfg"}));
   // The missing path is a config error as well.
   bool reported = false;
@@ -324,6 +325,28 @@ TEST(CheckerTest, AtimeProbeOnARealDirectory) {
   auto missing = ProbeAtimeUpdates(dir / "nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), Code::kUnsupported);
+}
+
+TEST(CheckerTest, SampledVerifyOfARealDatastore) {
+  Tree t;
+  t.Write("etc/proxmox-backup/datastore.cfg",
+          "datastore: fixture\n\tnotification-mode notification-system\n\tpath /srv/fixture\n");
+  t.Write("srv/.keep", "");
+  test::CopyTree(test::Fixture("pbs-3.2.4-datastore"), t.path() + "/srv/fixture");
+  CheckOptions all;
+  all.verify_sample_percent = 100;
+  auto lines = Lines(t.Run(all), "datastore-verify");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("PASS: datastore 'fixture': verified ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" snapshot(s), all ok"), std::string::npos) << lines[0];
+  // A sample verifies fewer snapshots, but at least one.
+  CheckOptions sample;
+  sample.verify_sample_percent = 1;
+  lines = Lines(t.Run(sample), "datastore-verify");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("PASS: datastore 'fixture': verified 1 of ", 0), 0u) << lines[0];
+  // Without the option nothing is verified.
+  EXPECT_TRUE(Lines(t.Run(), "datastore-verify").empty());
 }
 
 TEST(CheckerTest, JsonAndJunitCarryEveryLine) {

@@ -35,6 +35,9 @@ struct CheckOptions {
   RemoteVersionQuery query_remote_version;
   // Live system only: probe atime updates in every datastore with a temporary file.
   bool atime_probe = true;
+  // > 0: verify this percentage of each datastore's finished snapshots (100 = all) with the
+  // datastore engine's verify, which records verify_state and renames corrupt chunks as PBS does.
+  int verify_sample_percent = 0;
   // Free-space thresholds (WARN below).
   uint64_t min_free_root = 5ull << 30;
   uint64_t min_free_datastore = 1ull << 30;
