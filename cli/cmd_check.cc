@@ -6,6 +6,7 @@
 
 #include "output.h"
 #include "pbskit/checker/checker.h"
+#include "pbskit/checker/config_backup.h"
 #include "registry.h"
 
 namespace {
@@ -18,10 +19,39 @@ struct CheckArgs {
   bool no_atime_probe = false;
   bool verify = false;
   int sample = 100;
+  std::string backup_config;
+  std::string restore_config;
+  bool yes = false;
 };
+
+// --restore-config: verify the archive, show what it restores, ask, write.
+int RestoreConfig(const CheckArgs& a) {
+  using namespace pbskit;
+  auto files = checker::ReadConfigBackup(a.restore_config);
+  if (!files.ok()) return cli::ReportError(files.status(), 2);
+  std::string root = a.root.empty() ? "/" : a.root;
+  std::cerr << "archive " << a.restore_config << ": " << files->size()
+            << " file(s), SHA-256 sums verified\n";
+  for (const auto& f : *files) std::cerr << "  " << f.path << "\n";
+  if (!a.yes) {
+    std::cerr << "Restore these files to '" << root << "', replacing existing ones? [y/N]: "
+              << std::flush;
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") {
+      std::cerr << "Aborted.\n";
+      return 1;
+    }
+  }
+  Status st = checker::RestoreConfigFiles(*files, root);
+  if (!st.ok()) return cli::ReportError(st, 1);
+  std::cerr << "restored " << files->size() << " file(s)\n";
+  return 0;
+}
 
 int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
   using namespace pbskit;
+  if (!a.restore_config.empty()) return RestoreConfig(a);
   checker::CheckOptions opts;
   opts.root = a.root;
   opts.atime_probe = !a.no_atime_probe;
@@ -39,6 +69,15 @@ int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
     if (::stat(a.root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
       return cli::ReportError(Status::NotFound("--root " + a.root + ": not a directory"), 2);
     }
+  }
+  if (!a.backup_config.empty()) {
+    checker::Host host(a.root);
+    auto files = checker::CollectConfigFiles(host);
+    if (!files.ok()) return cli::ReportError(files.status(), 2);
+    Status st = checker::WriteConfigBackup(*files, a.backup_config);
+    if (!st.ok()) return cli::ReportError(st, 2);
+    std::cerr << "config backup: " << files->size() << " file(s) written to " << a.backup_config
+              << " (with SHA-256 manifest)\n";
   }
   auto report = checker::RunChecks(opts);
   if (!report.ok()) return cli::ReportError(report.status(), 2);
@@ -88,6 +127,13 @@ void Setup(CLI::App& app, pbskit::cli::GlobalOptions& g) {
                   "with --verify-datastores: verify only PERCENT of the snapshots, evenly spread")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  sub->add_option("--backup-config", args->backup_config,
+                  "first save /etc/proxmox-backup, the APT sources and the other files the checks "
+                  "read to FILE.tar.zst (with a SHA-256 manifest), then run the checks");
+  sub->add_option("--restore-config", args->restore_config,
+                  "verify FILE.tar.zst from --backup-config and put its files back (below --root "
+                  "if given) after confirming; runs no checks");
+  sub->add_flag("--yes", args->yes, "with --restore-config: do not ask for confirmation");
   sub->allow_extras();  // pbs3to4 ignores every argument; stay compatible with scripts
   sub->callback([args, &g] { g.exit_code = RunCheck(*args, g); });
 }
