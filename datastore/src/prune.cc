@@ -60,6 +60,25 @@ void RemoveIncompleteSnapshots(Marks& mark, const std::vector<PruneSnapshot>& li
   }
 }
 
+// Removes one snapshot. The manifest goes first, under the snapshot and manifest locks, so a
+// crash in the middle of the directory removal leaves an unfinished snapshot (which the next
+// prune removes) and never a "finished" snapshot with missing index files.
+Status RemovePrunedSnapshot(DataStore& store, const BackupNamespace& ns, const BackupDir& d) {
+  {
+    PBSKIT_ASSIGN_OR_RETURN(LockGuardPtr snap_lock, store.LockSnapshot(ns, d));
+    PBSKIT_ASSIGN_OR_RETURN(LockGuardPtr manifest_lock, store.LockManifest(ns, d));
+    PBSKIT_ASSIGN_OR_RETURN(bool prot, store.IsProtected(ns, d));
+    if (prot) return Status::InvalidArgument("cannot remove protected snapshot");
+    const std::string dir = store.SnapshotPath(ns, d);
+    Status st = store.fs()->Unlink(dir + "/" + kManifestBlobName);
+    if (!st.ok() && !st.IsNotFound()) return st;
+    if (st.ok() && store.sync_level() != SyncLevel::kNone) {
+      PBSKIT_RETURN_IF_ERROR(store.fs()->FsyncDir(dir));
+    }
+  }
+  return store.RemoveSnapshot(ns, d, /*force=*/false);
+}
+
 }  // namespace
 
 bool KeepOptions::KeepsSomething() const {
@@ -186,7 +205,7 @@ Result<std::vector<PruneResultItem>> PruneGroup(DataStore& store, const BackupNa
     if (!dry_run) {
       if (log) log->Info(d.snapshot.dir.ToString() + " " + PruneMarkName(d.mark));
       if (!item.keep) {
-        Status st = store.RemoveSnapshot(ns, d.snapshot.dir, /*force=*/false);
+        Status st = RemovePrunedSnapshot(store, ns, d.snapshot.dir);
         if (st.ok()) {
           item.removed = true;
         } else if (log) {
