@@ -107,7 +107,7 @@ Result<Authid> Authid::Parse(std::string_view text) {
   id.user = std::string(user);
   if (bang != std::string_view::npos) {
     std::string_view token = text.substr(bang + 1);
-    if (!IsSafeId(token) || token.size() < 2 || token.size() > 64) {
+    if (!IsSafeId(token) || token.size() > 64) {
       return Status::InvalidArgument("value '" + std::string(text) +
                                      "' is not a valid Authid (bad token name)");
     }

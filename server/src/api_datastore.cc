@@ -8,6 +8,7 @@
 #include "datastore_access.h"
 #include "file_util.h"
 #include "pbskit/datastore/datastore_config.h"
+#include "pbskit/datastore/prune.h"
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/server/api_server.h"
 
@@ -360,6 +361,35 @@ Result<ApiResult> DeleteGroup(ApiCall& call) {
                                            {"removed-snapshots", snaps.size() - prot}});
 }
 
+Result<ApiResult> Prune(ApiCall& call) {
+  PBSKIT_ASSIGN_OR_RETURN(GroupTarget t,
+                          ResolveGroup(call, kPrivDatastoreModify, kPrivDatastorePrune));
+  KeepOptions keep;
+  auto opt = [&](const char* name, std::optional<uint64_t>* out) {
+    if (call.Has(name)) *out = static_cast<uint64_t>(call.Int(name));
+  };
+  opt("keep-last", &keep.keep_last);
+  opt("keep-hourly", &keep.keep_hourly);
+  opt("keep-daily", &keep.keep_daily);
+  opt("keep-weekly", &keep.keep_weekly);
+  opt("keep-monthly", &keep.keep_monthly);
+  opt("keep-yearly", &keep.keep_yearly);
+  bool dry_run = call.Bool("dry-run");
+  PBSKIT_ASSIGN_OR_RETURN(auto rows, PruneGroup(*t.store, t.ns, t.group, keep, dry_run, nullptr));
+  boost::json::array out;
+  for (const auto& r : rows) {
+    boost::json::object item;
+    item["backup-type"] = BackupTypeName(r.dir.group.type);
+    item["backup-id"] = r.dir.group.id;
+    item["backup-time"] = r.dir.time;
+    item["keep"] = r.keep;
+    item["protected"] = r.is_protected;
+    if (dry_run && !t.ns.IsRoot()) item["ns"] = t.ns.ToString();
+    out.push_back(std::move(item));
+  }
+  return ApiResult::Of(std::move(out));
+}
+
 Route R(std::string method, std::string pattern, std::vector<ParamDef> params,
         ApiHandlerFn fn) {
   Route r;
@@ -425,6 +455,12 @@ void AddDatastoreRoutes(std::vector<Route>* routes) {
   routes->push_back(R("GET", "group-notes", GroupParams(), GetGroupNotes));
   routes->push_back(R("PUT", "group-notes", GroupParams({notes}), SetGroupNotes));
   routes->push_back(R("GET", "protected", SnapshotParams(), GetProtected));
+  std::vector<ParamDef> prune = GroupParams({{"dry-run", ParamType::kBoolean, true}});
+  for (const char* k : {"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
+                        "keep-yearly"}) {
+    prune.emplace_back(k, ParamType::kInteger, true, 1);
+  }
+  routes->push_back(R("POST", "prune", prune, Prune));
   routes->push_back(R("PUT", "protected",
                       SnapshotParams({{"protected", ParamType::kBoolean, false}}), SetProtected));
 }

@@ -7,6 +7,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -142,7 +143,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(impl_->options.max_header_bytes));
-    parser_->body_limit(0);
+    // The real limit is set once the header is known (it depends on the route); until then
+    // a Content-Length must not trip the parser.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     beast::get_lowest_layer(*stream_).expires_after(
         requests_ == 0 ? impl_->options.header_timeout : impl_->options.idle_timeout);
     http::async_read_header(*stream_, buffer_, *parser_,
