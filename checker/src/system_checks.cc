@@ -202,6 +202,11 @@ Status CheckAptRepos(CheckContext& ctx) {
   PBSKIT_ASSIGN_OR_RETURN(AptSources sources, ReadAptSources(ctx.host));
   // pbs3to4 drops these silently; APT itself refuses to run with them.
   for (const auto& e : sources.errors) {
+    if (e.line == 0 && e.message.rfind("invalid", 0) == 0) {
+      // APT skips such names too ("Ignoring file ... invalid filename extension").
+      ctx.report.Notice("apt-repositories", "ignoring " + e.ToString() + " (APT ignores it too)");
+      continue;
+    }
     ctx.report.Warn("apt-repositories", "unable to parse " + e.ToString() +
                                             "\n      APT refuses to work with this file, fix or "
                                             "remove it before upgrading!");

@@ -117,6 +117,7 @@ def main():
     write(root, "etc/apt/sources.list.d/vendor.list", "deb http://apt.example.com stable main\n")
     write(root, "etc/apt/sources.list.d/broken.list", "deb [arch=amd64 http://x bookworm main\n")
     write(root, "etc/apt/sources.list.d/old.list.bak", "deb http://x buster main\n")
+    write(root, "etc/apt/sources.list.d/extra.list.disabled-by-admin", "deb http://x buster main\n")
 
     # 4. deb822 sources only: enabled bookworm, a disabled trixie stanza, a deb-src stanza.
     root = base_host("deb822-sources", sources_list="")
