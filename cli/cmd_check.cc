@@ -7,6 +7,8 @@
 #include "output.h"
 #include "pbskit/checker/checker.h"
 #include "pbskit/checker/config_backup.h"
+#include "pbskit/formats/crypto.h"
+#include "pbskit/server/http_client.h"
 #include "registry.h"
 
 namespace {
@@ -23,6 +25,56 @@ struct CheckArgs {
   std::string restore_config;
   bool yes = false;
 };
+
+// Asks a remote.cfg remote for its version (GET /api2/json/version), authenticating the way a
+// sync job does: API token when the auth-id names one, else a ticket login. The password in
+// remote.cfg is stored base64-encoded. The remote's certificate must be pinned by fingerprint.
+pbskit::Result<std::string> QueryRemoteVersion(const pbskit::SectionConfigEntry& remote) {
+  using namespace pbskit;
+  server::HttpClientOptions o;
+  const std::string* host = remote.Get("host");
+  const std::string* auth_id = remote.Get("auth-id");
+  const std::string* fingerprint = remote.Get("fingerprint");
+  const std::string* password = remote.Get("password");
+  if (!host || !auth_id) return Status::InvalidArgument("remote.cfg lacks host or auth-id");
+  if (!fingerprint) {
+    return Status::Unsupported("no certificate fingerprint in remote.cfg (pbskit only connects "
+                               "to pinned remotes)");
+  }
+  o.host = *host;
+  if (const std::string* port = remote.Get("port")) {
+    int n = 0;
+    for (char c : *port) n = (c >= '0' && c <= '9' && n < 65536) ? n * 10 + (c - '0') : 65536;
+    if (port->empty() || n < 1 || n > 65535) {
+      return Status::InvalidArgument("invalid port '" + *port + "' in remote.cfg");
+    }
+    o.port = static_cast<uint16_t>(n);
+  }
+  o.fingerprint = *fingerprint;
+  o.timeout_seconds = 10;
+  std::string secret;
+  if (password) {
+    auto decoded = Base64Decode(*password);
+    if (!decoded.ok()) return Status::InvalidArgument("password in remote.cfg is not base64");
+    secret.assign(decoded->begin(), decoded->end());
+  }
+  PBSKIT_ASSIGN_OR_RETURN(auto client, server::HttpClient::Connect(o));
+  if (auth_id->find('!') != std::string::npos) {
+    client->UseToken(*auth_id, secret);
+  } else {
+    PBSKIT_RETURN_IF_ERROR(client->Login(*auth_id, secret));
+  }
+  PBSKIT_ASSIGN_OR_RETURN(boost::json::value data, client->Call("GET", "/version"));
+  const auto* obj = data.if_object();
+  const auto* version = obj ? obj->if_contains("version") : nullptr;
+  const auto* release = obj ? obj->if_contains("release") : nullptr;
+  if (!version || !version->is_string()) {
+    return Status::Corruption("unexpected /version answer from " + *host);
+  }
+  std::string v(version->as_string());
+  if (release && release->is_string()) v += "." + std::string(release->as_string());
+  return v;
+}
 
 // --restore-config: verify the archive, show what it restores, ask, write.
 int RestoreConfig(const CheckArgs& a) {
@@ -55,6 +107,7 @@ int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
   checker::CheckOptions opts;
   opts.root = a.root;
   opts.atime_probe = !a.no_atime_probe;
+  opts.query_remote_version = QueryRemoteVersion;
   if (a.verify) opts.verify_sample_percent = a.sample;
   for (const auto& rv : a.remote_versions) {
     size_t eq = rv.find('=');
