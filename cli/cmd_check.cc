@@ -187,6 +187,11 @@ void Setup(CLI::App& app, pbskit::cli::GlobalOptions& g) {
                   "verify FILE.tar.zst from --backup-config and put its files back (below --root "
                   "if given) after confirming; runs no checks");
   sub->add_flag("--yes", args->yes, "with --restore-config: do not ask for confirmation");
+  // pbs3to4 ignores its arguments; accept `--full` (known from pve8to9) so scripts written for
+  // the checklist tools keep working. Other unknown arguments are usage errors (exit 2).
+  static bool full_ignored = false;
+  sub->add_flag("--full", full_ignored, "accepted and ignored, like pbs3to4 does")
+      ->group("");
   sub->allow_extras();  // pbs3to4 ignores every argument; stay compatible with scripts
   sub->callback([args, &g] { g.exit_code = RunCheck(*args, g); });
 }
