@@ -111,6 +111,8 @@ class VmaReader {
   const VmaHeader& header() const { return header_; }
   const std::optional<VmaDamage>& damage() const { return damage_; }
   uint64_t bytes_read() const { return offset_; }
+  // Archive bytes up to the end of the last complete cluster (or extent header / header).
+  uint64_t intact_bytes() const { return intact_; }
   uint64_t extent_count() const { return extents_; }
 
  private:
