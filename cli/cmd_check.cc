@@ -192,7 +192,6 @@ void Setup(CLI::App& app, pbskit::cli::GlobalOptions& g) {
   static bool full_ignored = false;
   sub->add_flag("--full", full_ignored, "accepted and ignored, like pbs3to4 does")
       ->group("");
-  sub->allow_extras();  // pbs3to4 ignores every argument; stay compatible with scripts
   sub->callback([args, &g] { g.exit_code = RunCheck(*args, g); });
 }
 
