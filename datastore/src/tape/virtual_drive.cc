@@ -79,7 +79,8 @@ class VirtualFileWriter : public TapeBlockWriter {
   }
 
   Status WriteFilemark() override {
-    if (filemark_) return Status::InvalidArgument("write_filemark: filemark already written");
+    if (filemark_)
+      return Status::InvalidArgument("detected multiple EOF writes (filemark already written)");
     filemark_ = true;
     return fs_->Fsync(fd_.get());
   }
@@ -310,8 +311,8 @@ Result<std::unique_ptr<TapeBlockReader>> VirtualTapeDrive::ReadNextFile() {
   PBSKIT_ASSIGN_OR_RETURN(auto st, fs_->FStat(sfd.get()));
   cur.pos += 1;
   PBSKIT_RETURN_IF_ERROR(StoreStatus(cur));
-  return std::unique_ptr<TapeBlockReader>(new VirtualFileReader(
-      fs_, std::move(sfd), static_cast<uint64_t>(st.st_size), file));
+  return std::unique_ptr<TapeBlockReader>(
+      new VirtualFileReader(fs_, std::move(sfd), static_cast<uint64_t>(st.st_size), file));
 }
 
 Result<std::unique_ptr<TapeBlockWriter>> VirtualTapeDrive::WriteFile() {
@@ -322,8 +323,7 @@ Result<std::unique_ptr<TapeBlockWriter>> VirtualTapeDrive::WriteFile() {
   std::string file = TapeFilePath(cur.name, cur.pos);
   cur.pos = files;
   PBSKIT_RETURN_IF_ERROR(StoreStatus(cur));
-  PBSKIT_ASSIGN_OR_RETURN(int fd,
-                          fs_->Open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  PBSKIT_ASSIGN_OR_RETURN(int fd, fs_->Open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   uint64_t free_space = used < max_size_ ? max_size_ - used : 0;
   uint64_t max_blocks = std::max<uint64_t>(2, free_space / kBlockSize);
   return std::unique_ptr<TapeBlockWriter>(

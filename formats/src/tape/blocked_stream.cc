@@ -99,8 +99,8 @@ Status BlockedReader::CheckBlock(uint32_t expected_seq, size_t* size, bool* end_
   *end_marker = (h.flags & kBlockFlagEndOfStream) != 0;
   if (h.size > kBlockPayloadSize) {
     return Status::Corruption("detected tape block with wrong payload size (" +
-                              std::to_string(h.size) + " > " +
-                              std::to_string(kBlockPayloadSize) + ")");
+                              std::to_string(h.size) + " > " + std::to_string(kBlockPayloadSize) +
+                              ")");
   }
   if (h.size == 0 && !*end_marker) {
     return Status::Corruption("detected tape block with zero payload size");
@@ -195,8 +195,8 @@ Status BlockedReader::ReadExact(std::span<uint8_t> out) {
     PBSKIT_ASSIGN_OR_RETURN(size_t n, Read(out.subspan(done)));
     if (n == 0) {
       return Status::Corruption("unexpected end of tape stream (wanted " +
-                                std::to_string(out.size()) + " bytes, got " +
-                                std::to_string(done) + ")");
+                                std::to_string(out.size()) + " bytes, got " + std::to_string(done) +
+                                ")");
     }
     done += n;
   }
@@ -244,8 +244,8 @@ Result<bool> BlockedReader::IsIncomplete() const {
 Result<bool> BufferTapeWriter::WriteBlock(std::span<const uint8_t> block) {
   if (block.size() != kBlockSize) {
     return Status::InvalidArgument("tape block write with wrong block size (" +
-                                   std::to_string(block.size()) + " != " +
-                                   std::to_string(kBlockSize) + ")");
+                                   std::to_string(block.size()) +
+                                   " != " + std::to_string(kBlockSize) + ")");
   }
   if (max_blocks_ != 0 && blocks_ >= max_blocks_ + 2) {
     return Status::IoError("no space left on device (end of tape)");

@@ -34,7 +34,11 @@ bool IsValidUtf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<uint8_t>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     if (len == 0 || i + len > s.size()) return false;
     for (size_t k = 1; k < len; ++k) {
       if ((static_cast<uint8_t>(s[i + k]) & 0xc0) != 0x80) return false;
@@ -55,8 +59,8 @@ struct Cursor {
   Result<const uint8_t*> Take(size_t n, const char* what) {
     if (data.size() - pos < n) {
       return Status::Corruption(std::string("truncated media catalog: ") + what + " at offset " +
-                                std::to_string(pos) + " needs " + std::to_string(n) +
-                                " bytes, " + std::to_string(data.size() - pos) + " left");
+                                std::to_string(pos) + " needs " + std::to_string(n) + " bytes, " +
+                                std::to_string(data.size() - pos) + " left");
     }
     const uint8_t* p = data.data() + pos;
     pos += n;
@@ -74,9 +78,7 @@ Status CheckMagic(const uint8_t* m) {
   return Status::OK();
 }
 
-Status AsCorruption(const Status& s) {
-  return s.ok() ? s : Status::Corruption(s.message());
-}
+Status AsCorruption(const Status& s) { return s.ok() ? s : Status::Corruption(s.message()); }
 
 }  // namespace
 
@@ -142,8 +144,7 @@ Result<MediaCatalogBuilder> MediaCatalogBuilder::Open(const Uuid& media_uuid,
   return b;
 }
 
-Status MediaCatalogBuilder::RegisterLabel(const Uuid& uuid, uint64_t seq_nr,
-                                          uint64_t file_number) {
+Status MediaCatalogBuilder::RegisterLabel(const Uuid& uuid, uint64_t seq_nr, uint64_t file_number) {
   if (file_number >= 2) {
     return Status::InvalidArgument("register label failed: got wrong file number (" +
                                    std::to_string(file_number) + " >= 2)");
@@ -155,8 +156,8 @@ Status MediaCatalogBuilder::RegisterLabel(const Uuid& uuid, uint64_t seq_nr,
   uint64_t expected = NextFileNumber(last_);
   if (file_number != expected) {
     return Status::InvalidArgument("register label failed: got unexpected file number (" +
-                                   std::to_string(file_number) + " < " +
-                                   std::to_string(expected) + ")");
+                                   std::to_string(file_number) + " < " + std::to_string(expected) +
+                                   ")");
   }
   if (file_number == 0 && seq_nr != 0) {
     return Status::InvalidArgument("register_label failed - seq_nr should be 0");
@@ -181,8 +182,7 @@ Status MediaCatalogBuilder::StartChunkArchive(const Uuid& content_uuid, uint64_t
   uint64_t min = NextFileNumber(last_);
   if (file_number < min) {
     return Status::InvalidArgument("start_chunk_archive: got unexpected file number (" +
-                                   std::to_string(file_number) + " < " + std::to_string(min) +
-                                   ")");
+                                   std::to_string(file_number) + " < " + std::to_string(min) + ")");
   }
   if (store.size() > 255) {
     return Status::InvalidArgument("start_chunk_archive failed: store name too long");
@@ -218,8 +218,8 @@ Status MediaCatalogBuilder::EndChunkArchive(const Uuid& content_uuid, uint64_t f
   }
   if (file_number != current_->file_number) {
     return Status::InvalidArgument("end_chunk_archive failed: got unexpected file number (" +
-                                   std::to_string(file_number) + " != " +
-                                   std::to_string(current_->file_number) + ")");
+                                   std::to_string(file_number) +
+                                   " != " + std::to_string(current_->file_number) + ")");
   }
   if (record_) {
     pending_.push_back('E');
@@ -244,8 +244,7 @@ Status MediaCatalogBuilder::RegisterSnapshot(const Uuid& content_uuid, uint64_t 
   uint64_t min = NextFileNumber(last_);
   if (file_number < min) {
     return Status::InvalidArgument("register_snapshot failed: got unexpected file number (" +
-                                   std::to_string(file_number) + " < " + std::to_string(min) +
-                                   ")");
+                                   std::to_string(file_number) + " < " + std::to_string(min) + ")");
   }
   if (store.size() > 255 || snapshot.size() > 65535) {
     return Status::InvalidArgument("register_snapshot failed: store or snapshot name too long");
@@ -324,8 +323,7 @@ Result<MediaCatalogContent> ParseMediaCatalog(std::span<const uint8_t> bytes,
       }
       case 'S': {
         e.type = MediaCatalogEntry::Type::kSnapshot;
-        PBSKIT_ASSIGN_OR_RETURN(const uint8_t* p,
-                                cur.Take(kSnapshotEntrySize, "snapshot entry"));
+        PBSKIT_ASSIGN_OR_RETURN(const uint8_t* p, cur.Take(kSnapshotEntrySize, "snapshot entry"));
         e.file_number = GetLe(p, 8);
         std::memcpy(e.uuid.data(), p + 8, 16);
         size_t store_len = p[24];

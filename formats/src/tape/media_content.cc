@@ -43,8 +43,8 @@ Result<int64_t> GetInt(const boost::json::object& o, const char* key, const char
   if (v != nullptr && v->is_uint64() && v->as_uint64() <= INT64_MAX) {
     return static_cast<int64_t>(v->as_uint64());
   }
-  return Status::InvalidArgument(std::string(what) + " - missing or invalid integer field `" +
-                                 key + "`");
+  return Status::InvalidArgument(std::string(what) + " - missing or invalid integer field `" + key +
+                                 "`");
 }
 
 Status WriteLabelFile(TapeBlockWriter* device, const Magic& magic, const std::string& json,
@@ -58,8 +58,7 @@ Status WriteLabelFile(TapeBlockWriter* device, const Magic& magic, const std::st
   BlockedWriter w(device);
   PBSKIT_RETURN_IF_ERROR(w.Write(bytes).status());
   PBSKIT_RETURN_IF_ERROR(
-      w.Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(json.data()),
-                                       json.size()))
+      w.Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(json.data()), json.size()))
           .status());
   return w.Finish(false).status();
 }
@@ -223,8 +222,8 @@ Status WriteMediaLabelFile(TapeBlockWriter* device, const MediaLabel& label, int
   return WriteLabelFile(device, kMediaLabelMagic, label.ToJson(), ctime, content_uuid);
 }
 
-Status WriteMediaSetLabelFile(TapeBlockWriter* device, const MediaSetLabel& label,
-                              int64_t ctime, const std::optional<Uuid>& content_uuid) {
+Status WriteMediaSetLabelFile(TapeBlockWriter* device, const MediaSetLabel& label, int64_t ctime,
+                              const std::optional<Uuid>& content_uuid) {
   return WriteLabelFile(device, kMediaSetLabelMagic, label.ToJson(), ctime, content_uuid);
 }
 

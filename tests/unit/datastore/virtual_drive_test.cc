@@ -24,8 +24,7 @@ Status WriteStream(VirtualTapeDrive* d, const std::string& text) {
   PBSKIT_ASSIGN_OR_RETURN(auto dev, d->WriteFile());
   BlockedWriter w(dev.get());
   PBSKIT_RETURN_IF_ERROR(
-      w.Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                       text.size()))
+      w.Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()))
           .status());
   return w.Finish(false).status();
 }
@@ -189,7 +188,8 @@ TEST(VirtualDrive, EndOfTape) {
 TEST(VirtualDrive, LockIsExclusive) {
   TempDir dir;
   auto d = OpenDrive(dir);
-  auto second = VirtualTapeDrive::Open(PosixFilesystem(), dir.path(), kVirtualDriveDefaultMaxSize, 0);
+  auto second =
+      VirtualTapeDrive::Open(PosixFilesystem(), dir.path(), kVirtualDriveDefaultMaxSize, 0);
   // flock locks are per open file description, so a second open in the same process conflicts
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), Code::kBusy);

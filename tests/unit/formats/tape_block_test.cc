@@ -202,8 +202,8 @@ TEST(TapeBlock, LeomIsStickyThenNoSpace) {
   std::vector<uint8_t> block(kBlockPayloadSize, 9);
   EXPECT_FALSE(*w.Write(block));
   EXPECT_FALSE(*w.Write(block));
-  EXPECT_TRUE(*w.Write(block));   // LEOM, still written
-  EXPECT_TRUE(*w.Write(Bytes("z")));  // sticky
+  EXPECT_TRUE(*w.Write(block));                                           // LEOM, still written
+  EXPECT_TRUE(*w.Write(Bytes("z")));                                      // sticky
   EXPECT_TRUE(*w.Write(std::vector<uint8_t>(kBlockPayloadSize - 1, 1)));  // 4th block: LEOM
   auto fail = w.Write(block);
   ASSERT_FALSE(fail.ok());

@@ -99,8 +99,8 @@ TEST(TapeMediaCatalog, EmptyAndAppend) {
   // file 3 is taken; 4 may be a catalog archive, the next snapshot at 5 (gap allowed)
   EXPECT_EQ(b->RegisterSnapshot(kSnap, 3, "s2", "ct/200/2024-05-06T07:08:09Z").message(),
             "register_snapshot failed: got unexpected file number (3 < 4)");
-  ASSERT_TRUE(b->RegisterSnapshot(kSnap, 5, "s2", "ns/dev/ns/team1/ct/200/2024-05-06T07:08:09Z")
-                  .ok());
+  ASSERT_TRUE(
+      b->RegisterSnapshot(kSnap, 5, "s2", "ns/dev/ns/team1/ct/200/2024-05-06T07:08:09Z").ok());
   bytes.insert(bytes.end(), b->pending().begin(), b->pending().end());
   auto c = ParseMediaCatalog(bytes, kMedia, std::nullopt);
   ASSERT_TRUE(c.ok()) << c.status().ToString();

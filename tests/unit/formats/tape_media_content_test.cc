@@ -32,9 +32,8 @@ TEST(TapeContentHeader, LabelFileVector) {
   label.pool = "p1";  // the 117-byte JSON of the vector is the §5.1 example, pool included
   std::vector<uint8_t> tape;
   BufferTapeWriter dev(&tape);
-  ASSERT_TRUE(WriteMediaLabelFile(&dev, label, 1700000000,
-                                  U("01020304-0506-0708-090a-0b0c0d0e0f10"))
-                  .ok());
+  ASSERT_TRUE(
+      WriteMediaLabelFile(&dev, label, 1700000000, U("01020304-0506-0708-090a-0b0c0d0e0f10")).ok());
   ASSERT_EQ(tape.size(), kBlockSize);
   const std::vector<uint8_t> want = {
       0xdc, 0xbd, 0xaf, 0xca, 0xeb, 0xa0, 0xa5, 0x28, 0x01, 0xa5, 0x00, 0x00, 0x00, 0x00,

@@ -30,8 +30,8 @@ struct VirtualDriveCurrentTape {
 
 // Labels read from the loaded tape (file 0 and, if present, file 1).
 struct VirtualTapeLabels {
-  std::optional<MediaLabel> label;          // nullopt: empty tape
-  std::optional<MediaSetLabel> media_set;   // nullopt: no media-set label
+  std::optional<MediaLabel> label;         // nullopt: empty tape
+  std::optional<MediaSetLabel> media_set;  // nullopt: no media-set label
 };
 
 // An open virtual drive. Holds the drive lock for its lifetime. Not thread safe; one open

@@ -15,7 +15,7 @@
 
 namespace pbskit::tape {
 
-inline constexpr size_t kBlockSize = 262144;           // PROXMOX_TAPE_BLOCK_SIZE
+inline constexpr size_t kBlockSize = 262144;  // PROXMOX_TAPE_BLOCK_SIZE
 inline constexpr size_t kBlockHeaderSize = 16;
 inline constexpr size_t kBlockPayloadSize = kBlockSize - kBlockHeaderSize;  // 262128
 // SHA-256("Proxmox Tape Block Header v1.0")[0..8]

@@ -47,11 +47,11 @@ struct MediaCatalogStoreContent {
 };
 
 struct MediaCatalogContent {
-  bool found_magic = false;                 // false only for an empty file
-  std::optional<Uuid> media_set_uuid;       // from the file-1 label entry
+  bool found_magic = false;            // false only for an empty file
+  std::optional<Uuid> media_set_uuid;  // from the file-1 label entry
   std::optional<uint64_t> media_set_seq_nr;
-  bool archive_open = false;                // ends inside A..E (loadable, not appendable)
-  std::vector<MediaCatalogEntry> entries;   // in file order
+  bool archive_open = false;               // ends inside A..E (loadable, not appendable)
+  std::vector<MediaCatalogEntry> entries;  // in file order
   std::map<std::string, MediaCatalogStoreContent> content;  // by datastore name
 };
 
@@ -73,8 +73,7 @@ class MediaCatalogBuilder {
   // the entry would make the catalog invalid (nothing is appended then).
   // file 0: uuid = media uuid, seq_nr 0; file 1: media-set uuid and position in the set.
   Status RegisterLabel(const Uuid& uuid, uint64_t seq_nr, uint64_t file_number);
-  Status StartChunkArchive(const Uuid& content_uuid, uint64_t file_number,
-                           std::string_view store);
+  Status StartChunkArchive(const Uuid& content_uuid, uint64_t file_number, std::string_view store);
   Status RegisterChunk(const Digest& digest);
   Status EndChunkArchive(const Uuid& content_uuid, uint64_t file_number);
   Status RegisterSnapshot(const Uuid& content_uuid, uint64_t file_number, std::string_view store,

@@ -97,8 +97,7 @@ struct MediaSetLabel {
 // uuid unless `content_uuid` is given. Returns the device's IoError on failure.
 Status WriteMediaLabelFile(TapeBlockWriter* device, const MediaLabel& label, int64_t ctime,
                            const std::optional<Uuid>& content_uuid = std::nullopt);
-Status WriteMediaSetLabelFile(TapeBlockWriter* device, const MediaSetLabel& label,
-                              int64_t ctime,
+Status WriteMediaSetLabelFile(TapeBlockWriter* device, const MediaSetLabel& label, int64_t ctime,
                               const std::optional<Uuid>& content_uuid = std::nullopt);
 
 // Reads the header and header data of a tape file whose stream `reader` is positioned at its
