@@ -73,6 +73,7 @@ class Archiver {
   const PxarCreateOptions& opts_;
   PxarCreateStats* stats_;
   std::string path_;  // relative to the root, no leading '/'
+  uint64_t entry_counter_ = 0;
   std::map<std::pair<dev_t, ino_t>, std::pair<std::string, LinkOffset>> hardlinks_;
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(4 << 20);
 };
@@ -86,6 +87,7 @@ Status Archiver::Walk(int dirfd, bool is_root) {
     return Status::FromErrno(errno, "opendir " + Shown(path_));
   }
   std::unique_ptr<DIR, int (*)(DIR*)> guard(dir, closedir);
+  uint64_t counter_at_start = entry_counter_;
   std::vector<Child> children;
   errno = 0;
   while (struct dirent* de = readdir(dir)) {
@@ -106,7 +108,8 @@ Status Archiver::Walk(int dirfd, bool is_root) {
       }
       return Status::FromErrno(errno, "stat failed on " + Shown(full));
     }
-    if (++stats_->entries > opts_.entries_max)
+    ++stats_->entries;
+    if (++entry_counter_ > opts_.entries_max)
       return Status::InvalidArgument("exceeded allowed number of file entries (> " +
                                      std::to_string(opts_.entries_max) + ")");
     children.push_back(std::move(c));
@@ -115,6 +118,7 @@ Status Archiver::Walk(int dirfd, bool is_root) {
   if (errno != 0) return Status::FromErrno(errno, "readdir " + Shown(path_));
   std::sort(children.begin(), children.end(),
             [](const Child& a, const Child& b) { return a.name < b.name; });
+  // Like PBS, the limit counts the directory listings held along the current path.
   std::string old_path = path_;
   for (const Child& c : children) {
     path_ = old_path.empty() ? c.name : old_path + "/" + c.name;
@@ -122,6 +126,7 @@ Status Archiver::Walk(int dirfd, bool is_root) {
     if (!st.ok()) return st.WithContext("error at " + Shown(path_));
   }
   path_ = old_path;
+  entry_counter_ = counter_at_start;
   return Status::OK();
 }
 

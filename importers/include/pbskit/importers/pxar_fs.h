@@ -66,7 +66,8 @@ class PxarCreateObserver {
 struct PxarCreateOptions {
   PxarFeatures features;
   PxarCreateObserver* observer = nullptr;  // borrowed, may be null
-  // Abort with InvalidArgument after this many entries (PBS --entries-max).
+  // Abort with InvalidArgument when the directory listings held in memory along the current
+  // path exceed this many entries (PBS --entries-max).
   uint64_t entries_max = 1024 * 1024;
   // Warnings (vanished files, files that changed size while read, unreadable entries) as PBS
   // words them; when null they are only collected in PxarCreateStats::warnings.
