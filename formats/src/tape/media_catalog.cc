@@ -98,6 +98,7 @@ Status CheckTapeSnapshotName(std::string_view name) {
   if (split != std::string_view::npos) {
     std::string_view ns = name.substr(0, split);
     snap = name.substr(split + 1);
+    if (ns.empty()) return BackupDir::Parse(snap).status();  // PBS: empty path = root
     std::vector<std::string> comps;
     size_t start = 0;
     std::vector<std::string_view> parts;

@@ -189,3 +189,20 @@ TEST(TapeMediaCatalog, HeaderNeedsLabelsFirst) {
 
 }  // namespace
 }  // namespace pbskit::tape
+
+namespace pbskit::tape {
+namespace {
+
+TEST(TapeMediaCatalog, SnapshotNames) {
+  EXPECT_TRUE(CheckTapeSnapshotName("vm/100/2024-01-01T00:00:00Z").ok());
+  EXPECT_TRUE(CheckTapeSnapshotName("ns/dev/ct/200/2024-05-06T07:08:09Z").ok());
+  EXPECT_TRUE(CheckTapeSnapshotName("ns/dev/ns/team1/host/h1/2024-05-06T07:08:09Z").ok());
+  EXPECT_TRUE(CheckTapeSnapshotName("/vm/100/2024-01-01T00:00:00Z").ok());  // empty ns path
+  EXPECT_FALSE(CheckTapeSnapshotName("dev/ct/200/2024-05-06T07:08:09Z").ok());
+  EXPECT_FALSE(CheckTapeSnapshotName("ns/dev/ns/ct/200/2024-05-06T07:08:09Z").ok());
+  EXPECT_FALSE(CheckTapeSnapshotName("vm/100").ok());
+  EXPECT_FALSE(CheckTapeSnapshotName("qemu/100/2024-01-01T00:00:00Z").ok());
+}
+
+}  // namespace
+}  // namespace pbskit::tape
