@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "pbskit/formats/tape/media_catalog.h"
 #include "test_support.h"
 
 namespace pbskit::tape {
@@ -183,6 +184,58 @@ TEST(VirtualDrive, EndOfTape) {
   auto full = (*dev)->WriteBlock(block);
   ASSERT_FALSE(full.ok());
   EXPECT_EQ(full.status().code(), Code::kIoError);
+}
+
+TEST(VirtualDrive, ContentFilesMatchCatalog) {
+  TempDir dir;
+  auto d = OpenDrive(dir);
+  ASSERT_TRUE(d->LoadMedia("TAPE01").ok());
+  MediaLabel label;
+  label.uuid = RandomUuid();
+  label.label_text = "TAPE01";
+  ASSERT_TRUE(d->WriteMediaLabel(label).ok());
+  MediaSetLabel set;
+  set.pool = "p1";
+  set.uuid = RandomUuid();
+  ASSERT_TRUE(d->WriteMediaSetLabel(set).ok());
+
+  // file 2: a snapshot archive header (JSON only, the pxar body is not needed here)
+  std::string json = "{\n  \"snapshot\": \"vm/100/2024-01-01T00:00:00Z\",\n  \"store\": \"s1\"\n}";
+  MediaContentHeader h;
+  h.content_magic = kSnapshotArchiveMagic11;
+  h.uuid = RandomUuid();
+  h.size = static_cast<uint32_t>(json.size());
+  {
+    auto dev = d->WriteFile();
+    ASSERT_TRUE(dev.ok());
+    BlockedWriter w(dev->get());
+    auto raw = h.Encode();
+    ASSERT_TRUE(w.Write(raw).ok());
+    ASSERT_TRUE(w.Write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(json.data()),
+                                                 json.size()))
+                    .ok());
+    ASSERT_TRUE(w.Finish(false).ok());
+  }
+  MediaCatalogBuilder catalog(label.uuid);
+  ASSERT_TRUE(catalog.RegisterLabel(label.uuid, 0, 0).ok());
+  ASSERT_TRUE(catalog.RegisterLabel(set.uuid, set.seq_nr, 1).ok());
+  ASSERT_TRUE(catalog.RegisterSnapshot(h.uuid, 2, "s1", "vm/100/2024-01-01T00:00:00Z").ok());
+
+  // read file 2 back and check it against the catalog entry
+  ASSERT_TRUE(d->MoveToFile(2).ok());
+  auto dev = d->ReadNextFile();
+  ASSERT_TRUE(dev.ok());
+  BlockedReader r;
+  ASSERT_EQ(*BlockedReader::Open(dev->get(), &r), BlockedReader::OpenKind::kStream);
+  MediaContentHeader back;
+  std::string data;
+  ASSERT_TRUE(ReadContentHeader(&r, kSnapshotArchiveMagic11, 1, kLabelMaxSize, &back, &data).ok());
+  EXPECT_EQ(data, json);
+  auto parsed = ParseMediaCatalog(catalog.pending(), label.uuid, set);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_EQ(parsed->entries.size(), 3u);
+  EXPECT_EQ(parsed->entries[2].uuid, back.uuid);
+  EXPECT_EQ(parsed->content.at("s1").snapshot_index.at("vm/100/2024-01-01T00:00:00Z"), 2u);
 }
 
 TEST(VirtualDrive, LockIsExclusive) {
