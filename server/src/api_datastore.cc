@@ -390,6 +390,46 @@ Result<ApiResult> Prune(ApiCall& call) {
   return ApiResult::Of(std::move(out));
 }
 
+Result<ApiResult> ChangeOwner(ApiCall& call) {
+  std::string name = call.Str("store");
+  PBSKIT_ASSIGN_OR_RETURN(BackupNamespace ns, BackupNamespace::Parse(call.Str("ns")));
+  PBSKIT_ASSIGN_OR_RETURN(BackupType type, ParseBackupType(call.Str("backup-type")));
+  BackupGroup group{type, call.Str("backup-id")};
+  PBSKIT_ASSIGN_OR_RETURN(Authid new_owner, Authid::Parse(call.Str("new-owner")));
+  PBSKIT_ASSIGN_OR_RETURN(bool owner_check, CheckNsPrivsFull(call, name, ns, kPrivDatastoreModify,
+                                                             kPrivDatastoreBackup));
+  PBSKIT_ASSIGN_OR_RETURN(auto store, OpenConfiguredStore(call, name));
+  PBSKIT_ASSIGN_OR_RETURN(std::string owner_text, store->GetOwner(ns, group));
+  PBSKIT_ASSIGN_OR_RETURN(Authid owner, Authid::Parse(owner_text));
+  const Authid& me = *call.auth_id;
+  if (owner_check) {
+    // Without Datastore.Modify only moves between a user and that user's own tokens.
+    bool allowed = false;
+    if (owner.is_token() && new_owner.is_token()) {
+      allowed = owner.user == new_owner.user && Authid{owner.user, ""} == me;
+    } else if (owner.is_token()) {
+      allowed = Authid{owner.user, ""} == me && new_owner == me;
+    } else if (new_owner.is_token()) {
+      allowed = owner == me && Authid{new_owner.user, ""} == me;
+    }
+    if (!allowed) {
+      ApiResult r;
+      HttpResponse resp;
+      resp.status = 401;
+      resp.body = me.ToString() + " does not have permission to change owner of backup group '" +
+                  group.ToString() + "' to " + new_owner.ToString();
+      r.raw = std::move(resp);
+      return r;
+    }
+  }
+  if (!call.server->access().IsActive(new_owner)) {
+    return Status::InvalidArgument(std::string(new_owner.is_token() ? "API token" : "user") +
+                                   " '" + new_owner.ToString() + "' is inactive or non-existent");
+  }
+  PBSKIT_RETURN_IF_ERROR(store->SetOwner(ns, group, new_owner.ToString(), true));
+  return ApiResult::Null();
+}
+
 Route R(std::string method, std::string pattern, std::vector<ParamDef> params,
         ApiHandlerFn fn) {
   Route r;
@@ -461,6 +501,11 @@ void AddDatastoreRoutes(std::vector<Route>* routes) {
     prune.emplace_back(k, ParamType::kInteger, true, 1);
   }
   routes->push_back(R("POST", "prune", prune, Prune));
+  ParamDef new_owner{"new-owner", ParamType::kString, false, 3, 128, [](const std::string& v) {
+                       auto id = Authid::Parse(v);
+                       return id.ok() ? Status::OK() : id.status();
+                     }};
+  routes->push_back(R("POST", "change-owner", GroupParams({new_owner}), ChangeOwner));
   routes->push_back(R("PUT", "protected",
                       SnapshotParams({{"protected", ParamType::kBoolean, false}}), SetProtected));
 }

@@ -386,5 +386,31 @@ TEST_F(ServerRestTest, NotesAndProtection) {
   EXPECT_FALSE(p->as_bool());
 }
 
+TEST_F(ServerRestTest, ChangeOwnerAndPruneDryRun) {
+  auto c = RootClient();
+  json::object group{{"backup-type", "vm"}, {"backup-id", "201"}};
+  json::object req = group;
+  req["new-owner"] = "alice@pbs";
+  ASSERT_TRUE(c->Call("POST", "/admin/datastore/fixture/change-owner", req).ok());
+  req["new-owner"] = "ghost@pbs";
+  auto bad = c->Call("POST", "/admin/datastore/fixture/change-owner", req);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "user 'ghost@pbs' is inactive or non-existent");
+  EXPECT_EQ(test::ReadText(*dir_ / "fixture/vm/201/owner"), "alice@pbs\n");
+  req["new-owner"] = "root@pam";
+  ASSERT_TRUE(c->Call("POST", "/admin/datastore/fixture/change-owner", req).ok());
+
+  json::object prune{{"backup-type", "vm"}, {"backup-id", "100"}, {"keep-last", 1},
+                     {"dry-run", true}};
+  auto rows = c->Call("POST", "/admin/datastore/fixture/prune", prune);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->as_array().size(), 2u);
+  // Dry run: both snapshots are still there.
+  auto snaps = c->Call("GET", "/admin/datastore/fixture/snapshots",
+                       {{"backup-type", "vm"}, {"backup-id", "100"}});
+  ASSERT_TRUE(snaps.ok());
+  EXPECT_EQ(snaps->as_array().size(), 2u);
+}
+
 }  // namespace
 }  // namespace pbskit::server
