@@ -9,6 +9,7 @@
 #include "output.h"
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/datastore_config.h"
+#include "pbskit/datastore/gc.h"
 #include "registry.h"
 #include "store_args.h"
 
@@ -36,10 +37,12 @@ int RunCreate(const GlobalOptions& g, const CreateArgs& a) {
   Status st = CheckDatastoreName(a.name);
   if (!st.ok()) return ReportError(st, 2);
   DataStoreOptions options;
+  bool atime_check = true;
   if (!a.tuning.empty()) {
     auto tuning = DatastoreTuning::Parse(a.tuning);
     if (!tuning.ok()) return ReportError(tuning.status(), 2);
     options.sync_level = tuning->EffectiveSyncLevel();
+    atime_check = tuning->EffectiveAtimeSafetyCheck();
   }
   std::string path = AbsolutePath(a.path);
   while (path.size() > 1 && path.back() == '/') path.pop_back();
@@ -58,6 +61,14 @@ int RunCreate(const GlobalOptions& g, const CreateArgs& a) {
   }
   auto store = DataStore::Create(path, a.name, PosixFilesystem(), options);
   if (!store.ok()) return ReportError(store.status(), 1);
+  // Like PBS >= 3.3.7: GC decides liveness by atime, so refuse a filesystem where atime
+  // updates do not work (inserts the 4 MiB zero chunk).
+  std::string atime_msg = "Access time update check skipped.";
+  if (atime_check) {
+    st = RunAtimeSafetyCheck((*store)->chunk_store(), nullptr);
+    if (!st.ok()) return ReportError(st, 1);
+    atime_msg = "Access time update check successful.";
+  }
 
   DatastoreConfigEntry entry;
   entry.name = a.name;
@@ -68,6 +79,7 @@ int RunCreate(const GlobalOptions& g, const CreateArgs& a) {
   if (st.ok()) st = cfg->Save(g.config_dir);
   if (!st.ok()) return ReportError(st, 1);
   if (g.output_format == "text") {
+    std::cout << atime_msg << "\n";
     std::cout << "created datastore '" << a.name << "' at " << path << "\n";
   } else {
     boost::json::object o;
