@@ -4,14 +4,14 @@
 #
 #   bench/run.sh [WORKDIR]        (default: ./bench-work; sizes via env, see below)
 #
-# GC_CHUNKS (default "100000 1000000"), VERIFY_GIB (4), VERIFY_CHUNK (32768), THREADS (2).
+# GC_CHUNKS (default "100000 1000000"), VERIFY_GIB (4), VERIFY_CHUNK (65536; fixed chunks are 64 KiB..4 MiB), THREADS (2).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$PWD/bench-work}
 BUILD=${BUILD:-$SRC/build-bench}
 GC_CHUNKS=${GC_CHUNKS:-"100000 1000000"}
 VERIFY_GIB=${VERIFY_GIB:-4}
-VERIFY_CHUNK=${VERIFY_CHUNK:-32768}
+VERIFY_CHUNK=${VERIFY_CHUNK:-65536}
 THREADS=${THREADS:-2}
 mkdir -p "$WORK"
 
