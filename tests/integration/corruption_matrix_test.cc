@@ -126,10 +126,17 @@ TEST_F(CorruptionMatrixTest, ChunkHoldingAnotherDigestsData) {
 TEST_F(CorruptionMatrixTest, EncryptedChunkIsCrcOnly) {
   // The server has no key: an encrypted chunk is checked by its CRC; a mismatch fails exactly
   // vm/200 and the chunk is renamed.
+  // Damage inside the ciphertext with the CRC fixed up (it covers the bytes after the 44-byte
+  // encrypted header) cannot be seen without the key: verify passes...
   auto bytes = test::ReadFile(ChunkPath(kEncryptedChunk));
-  bytes[200] ^= 1;
+  bytes[100] ^= 1;
+  FixCrc(&bytes, 44);
   test::WriteFile(ChunkPath(kEncryptedChunk), bytes);
   std::string text;
+  EXPECT_TRUE(VerifyFailed(&text).empty()) << text;
+  // ...while a CRC mismatch fails exactly vm/200.
+  bytes[200] ^= 1;
+  test::WriteFile(ChunkPath(kEncryptedChunk), bytes);
   EXPECT_EQ(VerifyFailed(&text), std::vector<std::string>{"vm/200/2024-05-05T12:00:00Z"}) << text;
   EXPECT_NE(text.find("Data blob has wrong CRC checksum"), std::string::npos) << text;
 }
