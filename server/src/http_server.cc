@@ -1,5 +1,6 @@
 #include "pbskit/server/http_server.h"
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -194,6 +195,7 @@ class Session : public std::enable_shared_from_this<Session> {
     size_t limit = impl_->handler->MaxBodySize(request_);
     auto length = parser_->content_length();
     if (length && *length > limit) {
+      drain_left_ = std::min<uint64_t>(*length, kMaxDrainBytes);
       return SendError(413, "request body too large (" + std::to_string(*length) + " > " +
                                 std::to_string(limit) + " bytes)");
     }
@@ -207,7 +209,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnBody(beast::error_code ec) {
-    if (ec == http::error::body_limit) return SendError(413, "request body too large");
+    if (ec == http::error::body_limit) {
+      drain_left_ = kMaxDrainBytes;
+      return SendError(413, "request body too large");
+    }
     if (ec == beast::error::timeout || ec == net::error::eof ||
         ec == ssl::error::stream_truncated || ec == net::error::operation_aborted ||
         ec == http::error::end_of_stream || ec == http::error::partial_message) {
@@ -266,8 +271,22 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec) {
     if (ec) return Shutdown();
     if (upgrade_) return Upgrade();
-    if (close_after_) return Shutdown();
+    if (close_after_) return drain_left_ > 0 ? Drain() : Shutdown();
     ReadHeader();
+  }
+
+  // After refusing a request body, read and discard what the client is still sending (bounded
+  // in bytes and time) before closing: closing at once would reset the connection and the
+  // client could lose the error response it has not read yet.
+  void Drain() {
+    beast::get_lowest_layer(*stream_).expires_after(std::chrono::seconds(2));
+    auto buf = std::make_shared<std::array<char, 65536>>();
+    stream_->async_read_some(net::buffer(*buf), [self = shared_from_this(), buf](
+                                                    beast::error_code ec, size_t n) {
+      if (ec || n >= self->drain_left_) return self->Shutdown();
+      self->drain_left_ -= n;
+      self->Drain();
+    });
   }
 
   void Upgrade() {
@@ -303,6 +322,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool close_after_ = false;
   bool upgraded_ = false;
+  static constexpr uint64_t kMaxDrainBytes = 32ull * 1024 * 1024;
+  uint64_t drain_left_ = 0;  // bytes of a refused body still to discard before closing
 };
 
 }  // namespace
