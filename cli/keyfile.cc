@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "pbskit/datastore/fs.h"
 #include "pbskit/formats/key_config.h"
 
 namespace pbskit::cli {
@@ -126,27 +127,10 @@ Result<std::string> ReadPassword(const std::string& prompt, bool confirm) {
 }
 
 Result<std::string> ReadTextFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return Status::NotFound("file '" + path + "' does not exist");
-    return Status::FromErrno(err, "unable to open '" + path + "'");
-  }
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return Status::FromErrno(err, "unable to read '" + path + "'");
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  auto text = ReadWholeFileText(PosixFilesystem(), path);
+  if (!text.ok() && text.status().IsNotFound())
+    return Status::NotFound("file '" + path + "' does not exist");
+  return text;
 }
 
 Result<KeyConfig> LoadKeyConfig(const std::string& keyfile_path) {

@@ -8,29 +8,15 @@
 
 #include <filesystem>
 
+#include "pbskit/datastore/fs.h"
+
 namespace pbskit::server {
 
 Result<std::string> ReadFileText(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound("file '" + path + "' does not exist");
-    return Status::FromErrno(errno, "unable to open '" + path + "'");
-  }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      return Status::FromErrno(err, "unable to read '" + path + "'");
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  auto text = ReadWholeFileText(PosixFilesystem(), path);
+  if (!text.ok() && text.status().IsNotFound())
+    return Status::NotFound("file '" + path + "' does not exist");
+  return text;
 }
 
 Status ReplaceFile(const std::string& path, const std::string& data, mode_t mode) {
