@@ -1,5 +1,6 @@
 // `pbskit group list|notes|forget`, shaped like `proxmox-backup-client list` (groups).
 #include <iostream>
+#include <optional>
 
 #include "output.h"
 #include "registry.h"
@@ -88,46 +89,46 @@ int RunList(const GlobalOptions& g, const GroupArgs& a) {
                    options);
 }
 
-int RunNotes(const GlobalOptions& g, const GroupArgs& a, bool set) {
-  auto ref = ParseGroupArg(a.ns, a.group);
-  if (!ref.ok()) return ReportError(ref.status(), 2);
-  auto opened = OpenStoreArg(g, a.store);
-  if (!opened.ok()) return ReportStoreError(opened.status());
-  auto exists = opened->store->GroupExists(ref->ns, ref->group);
-  if (!exists.ok()) return ReportError(exists.status(), 1);
+// Parses the group argument, opens the store and checks the group exists. On failure reports
+// the error, sets *rc and returns false.
+bool ResolveExistingGroup(const GlobalOptions& g, const GroupArgs& a, std::optional<GroupRef>* ref,
+                          std::optional<OpenedStore>* opened, int* rc) {
+  auto parsed = ParseGroupArg(a.ns, a.group);
+  if (!parsed.ok()) return (*rc = ReportError(parsed.status(), 2)), false;
+  auto store = OpenStoreArg(g, a.store);
+  if (!store.ok()) return (*rc = ReportStoreError(store.status())), false;
+  auto exists = store->store->GroupExists(parsed->ns, parsed->group);
+  if (!exists.ok()) return (*rc = ReportError(exists.status(), 1)), false;
   if (!*exists) {
-    return ReportError(Status::NotFound("backup group '" + ref->group.ToString() +
-                                        "' does not exist"),
-                       1);
+    *rc = ReportError(Status::NotFound("backup group '" + parsed->group.ToString() +
+                                       "' does not exist"),
+                      1);
+    return false;
   }
+  ref->emplace(std::move(parsed).value());
+  opened->emplace(std::move(store).value());
+  return true;
+}
+
+int RunNotes(const GlobalOptions& g, const GroupArgs& a, bool set) {
+  std::optional<GroupRef> ref;
+  std::optional<OpenedStore> opened;
+  int rc = 0;
+  if (!ResolveExistingGroup(g, a, &ref, &opened, &rc)) return rc;
   if (set) {
     Status st = opened->store->SetGroupNotes(ref->ns, ref->group, a.notes);
     return st.ok() ? 0 : ReportError(st, 1);
   }
   auto notes = opened->store->GetGroupNotes(ref->ns, ref->group);
   if (!notes.ok()) return ReportError(notes.status(), 1);
-  if (g.output_format == "text") {
-    std::cout << *notes << "\n";
-  } else {
-    boost::json::object o;
-    o["notes"] = *notes;
-    PrintJson(std::cout, o, g.output_format);
-  }
-  return 0;
+  return PrintNotes(g, *notes);
 }
 
 int RunForget(const GlobalOptions& g, const GroupArgs& a) {
-  auto ref = ParseGroupArg(a.ns, a.group);
-  if (!ref.ok()) return ReportError(ref.status(), 2);
-  auto opened = OpenStoreArg(g, a.store);
-  if (!opened.ok()) return ReportStoreError(opened.status());
-  auto exists = opened->store->GroupExists(ref->ns, ref->group);
-  if (!exists.ok()) return ReportError(exists.status(), 1);
-  if (!*exists) {
-    return ReportError(Status::NotFound("backup group '" + ref->group.ToString() +
-                                        "' does not exist"),
-                       1);
-  }
+  std::optional<GroupRef> ref;
+  std::optional<OpenedStore> opened;
+  int rc = 0;
+  if (!ResolveExistingGroup(g, a, &ref, &opened, &rc)) return rc;
   Status st = opened->store->RemoveGroup(ref->ns, ref->group);
   return st.ok() ? 0 : ReportError(st, 1);
 }

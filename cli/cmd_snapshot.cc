@@ -296,14 +296,7 @@ int RunNotesGet(const GlobalOptions& g, const SnapArgs& a) {
   if (!r) return rc;
   auto notes = r->opened.store->GetSnapshotNotes(r->ref.ns, r->ref.dir);
   if (!notes.ok()) return ReportError(notes.status(), 1);
-  if (g.output_format == "text") {
-    std::cout << *notes << "\n";
-  } else {
-    boost::json::object o;
-    o["notes"] = *notes;
-    PrintJson(std::cout, o, g.output_format);
-  }
-  return 0;
+  return PrintNotes(g, *notes);
 }
 
 int RunNotesSet(const GlobalOptions& g, const SnapArgs& a) {

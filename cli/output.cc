@@ -254,6 +254,17 @@ int PrintRecord(const GlobalOptions& g, const boost::json::object& data,
   return 0;
 }
 
+int PrintNotes(const GlobalOptions& g, const std::string& notes) {
+  if (g.output_format == "text") {
+    std::cout << notes << "\n";
+  } else {
+    boost::json::object o;
+    o["notes"] = notes;
+    PrintJson(std::cout, o, g.output_format);
+  }
+  return 0;
+}
+
 int ReportError(const Status& status, int exit_code) {
   std::cerr << "Error: " << status.message() << "\n";
   return exit_code;

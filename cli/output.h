@@ -58,6 +58,9 @@ int PrintList(const GlobalOptions& g, boost::json::array data, const std::vector
 int PrintRecord(const GlobalOptions& g, const boost::json::object& data,
                 const std::vector<Column>& rows, TableOptions options = DefaultTableOptions());
 
+// Prints group or snapshot notes: the text itself, or {"notes": ...} for the JSON formats.
+int PrintNotes(const GlobalOptions& g, const std::string& notes);
+
 // Prints "Error: <message>" to stderr and returns `exit_code` (1 by default; pass 2 for usage
 // or configuration errors).
 int ReportError(const Status& status, int exit_code = 1);
