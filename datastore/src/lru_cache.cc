@@ -1,19 +1,27 @@
 #include "pbskit/datastore/lru_cache.h"
 
 #include <cstring>
+#include <new>
 #include <random>
 
 namespace pbskit {
 
-DigestLruCache::DigestLruCache(size_t capacity)
-    : capacity_(capacity == 0 ? 1 : capacity), seed_(std::random_device{}() | 1ull) {
-  slots_.assign(1024, kNil);
-  mask_ = slots_.size() - 1;
+DigestLruCache::DigestLruCache(size_t capacity, uint64_t seed)
+    : capacity_(capacity == 0 ? 1 : capacity),
+      ways_(capacity_ < kWays ? capacity_ : kWays),
+      sets_((capacity_ + ways_ - 1) / ways_),
+      seed_(seed != 0 ? seed : ((static_cast<uint64_t>(std::random_device{}()) << 32) |
+                                std::random_device{}() | 1ull)) {
+  // calloc, not a value-initialised vector: large blocks come from mmap as zero pages, so only
+  // the sets GC actually fills become resident.
+  Set* p = static_cast<Set*>(std::calloc(sets_, sizeof(Set)));
+  if (p == nullptr) throw std::bad_alloc();
+  table_.reset(p);
 }
 
-uint64_t DigestLruCache::Hash(const Digest& d) const {
-  // Digests are SHA-256 values, but every word is mixed in so that crafted or structured keys
-  // (tests, digests sharing a prefix) still spread over the table.
+size_t DigestLruCache::SetIndex(const Digest& d) const {
+  // Digests are SHA-256 values, but every word is mixed in so that structured keys (tests,
+  // digests sharing a prefix) still spread over the sets.
   uint64_t w[4];
   std::memcpy(w, d.data(), 32);
   uint64_t h = seed_;
@@ -23,96 +31,44 @@ uint64_t DigestLruCache::Hash(const Digest& d) const {
     h ^= h >> 31;
   }
   h *= 0xbf58476d1ce4e5b9ull;
-  return h ^ (h >> 32);
+  h ^= h >> 32;
+  // Multiply-shift maps the hash onto [0, sets_) without a power-of-two table.
+  return static_cast<size_t>((static_cast<unsigned __int128>(h) * sets_) >> 64);
 }
 
-size_t DigestLruCache::FindSlot(const Digest& d) const {
-  size_t i = Hash(d) & mask_;
-  while (slots_[i] != kNil && nodes_[slots_[i]].key != d) i = (i + 1) & mask_;
-  return i;
-}
-
-void DigestLruCache::EraseSlot(size_t i) {
-  // Backward-shift deletion keeps linear probing free of tombstones.
-  size_t j = i;
-  while (true) {
-    j = (j + 1) & mask_;
-    if (slots_[j] == kNil) break;
-    size_t k = Hash(nodes_[slots_[j]].key) & mask_;
-    bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
-    if (!stays) {
-      slots_[i] = slots_[j];
-      i = j;
-    }
+bool DigestLruCache::Contains(const Digest& d) const {
+  const Set& s = table_[SetIndex(d)];
+  for (size_t i = 0; i < s.used; ++i) {
+    if (s.key[s.order[i]] == d) return true;
   }
-  slots_[i] = kNil;
-}
-
-void DigestLruCache::Grow() {
-  std::vector<uint32_t> old;
-  old.swap(slots_);
-  slots_.assign(old.size() * 2, kNil);
-  mask_ = slots_.size() - 1;
-  for (uint32_t n : old) {
-    if (n == kNil) continue;
-    size_t i = Hash(nodes_[n].key) & mask_;
-    while (slots_[i] != kNil) i = (i + 1) & mask_;
-    slots_[i] = n;
-  }
-}
-
-void DigestLruCache::Unlink(uint32_t n) {
-  Node& node = nodes_[n];
-  if (node.prev != kNil) nodes_[node.prev].next = node.next;
-  else head_ = node.next;
-  if (node.next != kNil) nodes_[node.next].prev = node.prev;
-  else tail_ = node.prev;
-  node.prev = node.next = kNil;
-}
-
-void DigestLruCache::PushFront(uint32_t n) {
-  Node& node = nodes_[n];
-  node.prev = kNil;
-  node.next = head_;
-  if (head_ != kNil) nodes_[head_].prev = n;
-  head_ = n;
-  if (tail_ == kNil) tail_ = n;
-}
-
-bool DigestLruCache::Contains(const Digest& d) const { return slots_[FindSlot(d)] != kNil; }
-
-bool DigestLruCache::Insert(const Digest& d) {
-  size_t slot = FindSlot(d);
-  if (slots_[slot] != kNil) {
-    uint32_t n = slots_[slot];
-    if (head_ != n) {
-      Unlink(n);
-      PushFront(n);
-    }
-    return true;
-  }
-  uint32_t n;
-  if (nodes_.size() < capacity_) {
-    if ((nodes_.size() + 1) * 2 > slots_.size()) {
-      Grow();
-      slot = FindSlot(d);
-    }
-    n = static_cast<uint32_t>(nodes_.size());
-    nodes_.push_back(Node{d, kNil, kNil});
-  } else {
-    n = tail_;
-    EraseSlot(FindSlot(nodes_[n].key));
-    Unlink(n);
-    nodes_[n].key = d;
-    slot = FindSlot(d);
-  }
-  slots_[slot] = n;
-  PushFront(n);
   return false;
 }
 
-size_t DigestLruCache::memory_bytes() const {
-  return nodes_.capacity() * sizeof(Node) + slots_.capacity() * sizeof(uint32_t);
+bool DigestLruCache::Insert(const Digest& d) {
+  Set& s = table_[SetIndex(d)];
+  size_t pos = 0;
+  for (; pos < s.used; ++pos) {
+    if (s.key[s.order[pos]] == d) break;
+  }
+  bool hit = pos < s.used;
+  uint8_t way;
+  if (hit) {
+    way = s.order[pos];
+  } else if (s.used < ways_) {
+    way = s.used;
+    pos = s.used;
+    s.used += 1;
+    size_ += 1;
+  } else {
+    pos = ways_ - 1;  // the least recently used entry gives way
+    way = s.order[pos];
+  }
+  std::memmove(s.order + 1, s.order, pos);
+  s.order[0] = way;
+  if (!hit) s.key[way] = d;
+  return hit;
 }
+
+size_t DigestLruCache::memory_bytes() const { return sets_ * sizeof(Set); }
 
 }  // namespace pbskit

@@ -8,14 +8,14 @@
 //      process started earlier, min_atime = oldest_writer - 5 min;
 //   4. phase 1 (mark): touch every chunk referenced by any .fidx/.didx found by a file-system
 //      walk of <base> (hidden entries skipped) and by the namespace/group/snapshot iteration,
-//      remembering touched digests in an LRU of gc-cache-capacity entries; a missing chunk keeps
+//      remembering touched digests in a cache of gc-cache-capacity entries; a missing chunk keeps
 //      its <digest>.N.bad copies alive and is reported;
 //   5. phase 2 (sweep): every chunk / bad chunk with atime < min_atime is removed; atime before
 //      the oldest writer counts as pending; .using markers are removed;
 //   6. the status is written to <base>/.gc-status as PBS writes it.
 // Memory stays flat in the number of chunks: the walk keeps only index-file paths, indexes are
-// read in 64 KiB blocks and the sweep handles one prefix directory at a time; only the LRU grows,
-// up to its capacity. See docs/gc.md and docs/formats/gc-status.md.
+// read in 64 KiB blocks and the sweep handles one prefix directory at a time; the digest cache is
+// one array fixed by its capacity. See docs/gc.md and docs/formats/gc-status.md.
 #pragma once
 
 #include <cstdint>

@@ -1,16 +1,23 @@
-// A compact least-recently-used set of chunk digests, the cache GC's mark phase keeps so that a
-// chunk referenced by many indexes is touched (utimensat) only once (PBS's LruCache with
-// gc-cache-capacity entries, default 1048576, max 8388608).
+// A fixed-size cache of chunk digests with least-recently-used replacement, the cache GC's mark
+// phase keeps so that a chunk referenced by many indexes is touched (utimensat) only once (PBS's
+// gc-cache-capacity: default 1048576 entries, max 8388608).
 //
-// Memory is ~48 bytes per cached digest (the digest, two 32-bit list links and a 32-bit
-// open-addressing slot at load <= 1/2), allocated as entries arrive and never more than
-// `capacity` entries: 1048576 digests take about 48 MiB. Full 32-byte digests are compared, so a
-// hit is never a false positive (a false hit would skip a touch and let GC delete a live chunk).
+// Layout: set-associative. A digest hashes to one set of kWays (8) entries; within a set the
+// least recently used entry is replaced. PBS keeps one global LRU list; a set-associative LRU
+// gives GC the same behaviour where it matters (a chunk seen again soon after is a hit) while
+// its memory is one array fixed by the capacity: 33 bytes per entry, 33 MiB for the default,
+// reserved as zero pages and filled as digests arrive. So GC's memory does not grow with the
+// datastore: from about 50k distinct chunks on, every page of the array is in use, and a store
+// of 1M chunks costs what a store of 100k does.
+//
+// Full 32-byte digests are compared, so a hit is never a false positive (a false hit would skip
+// a touch and let GC delete a live chunk). A miss only costs one extra touch.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 #include "pbskit/formats/hex.h"
 
@@ -19,44 +26,46 @@ namespace pbskit {
 // Not thread safe: one owner (GC's mark phase runs single-threaded over the cache).
 class DigestLruCache {
  public:
-  // Requires capacity >= 1 and <= 2^31 (a cache of capacity 0 is "off": do not create one).
-  explicit DigestLruCache(size_t capacity);
+  static constexpr size_t kWays = 8;
 
-  // Returns true when `d` was cached (a hit; it becomes the most recently used entry). Otherwise
-  // inserts it as the most recently used entry, evicting the least recently used one when the
-  // cache is full, and returns false (a miss).
+  // Requires capacity >= 1 (a cache of capacity 0 is "off": do not create one). The capacity is
+  // rounded up to a whole number of sets: ceil(capacity / ways) sets of min(capacity, 8) ways.
+  // `seed` keys the set hash (random by default, so crafted digests cannot aim at one set).
+  explicit DigestLruCache(size_t capacity, uint64_t seed = 0);
+
+  // Returns true when `d` was cached (a hit; it becomes the most recently used entry of its
+  // set). Otherwise inserts it as its set's most recently used entry, replacing the set's least
+  // recently used one when the set is full, and returns false (a miss).
   bool Insert(const Digest& d);
   // True when `d` is cached; does not change the order.
   bool Contains(const Digest& d) const;
 
-  size_t size() const { return nodes_.size(); }
+  // Entries cached now; at most set_count() * ways().
+  size_t size() const { return size_; }
   size_t capacity() const { return capacity_; }
-  // Bytes held by the cache's arrays (for the benchmark's memory report).
+  size_t ways() const { return ways_; }
+  size_t set_count() const { return sets_; }
+  // The set `d` maps to (for tests that model the replacement order).
+  size_t SetIndex(const Digest& d) const;
+  // Bytes reserved for the cache's array (for the benchmark's memory report).
   size_t memory_bytes() const;
 
  private:
-  static constexpr uint32_t kNil = 0xffffffffu;
-  struct Node {
-    Digest key;
-    uint32_t prev;  // towards the most recently used end
-    uint32_t next;  // towards the least recently used end
+  struct Set {
+    Digest key[kWays];
+    uint8_t order[kWays];  // way numbers, most recently used first; the first `used` are valid
+    uint8_t used;
+  };
+  struct FreeDeleter {
+    void operator()(Set* p) const { std::free(p); }
   };
 
-  uint64_t Hash(const Digest& d) const;
-  // Slot holding node index `want`'s key, or the empty slot where `d` would go.
-  size_t FindSlot(const Digest& d) const;
-  void EraseSlot(size_t slot);
-  void Grow();
-  void Unlink(uint32_t n);
-  void PushFront(uint32_t n);
-
   size_t capacity_;
-  std::vector<Node> nodes_;
-  std::vector<uint32_t> slots_;  // node index or kNil
-  size_t mask_ = 0;
-  uint32_t head_ = kNil;  // most recently used
-  uint32_t tail_ = kNil;  // least recently used
+  size_t ways_;
+  size_t sets_;
+  size_t size_ = 0;
   uint64_t seed_;
+  std::unique_ptr<Set[], FreeDeleter> table_;  // calloc'd: untouched sets cost no memory
 };
 
 }  // namespace pbskit
