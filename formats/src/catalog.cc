@@ -375,7 +375,8 @@ Result<std::vector<CatalogEntry>> CatalogReader::ListDirectory(std::string_view 
     PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> entries, ReadDirectory(block));
     auto it = std::find_if(entries.begin(), entries.end(),
                            [&](const CatalogEntry& e) { return e.name == component; });
-    walked += walked.empty() ? std::string(component) : "/" + std::string(component);
+    if (!walked.empty()) walked.push_back('/');
+    walked.append(component);
     if (it == entries.end()) {
       return Status::NotFound(name_ + ": no entry '" + walked + "' in the catalog");
     }
@@ -394,7 +395,10 @@ Result<std::string> CatalogReader::List() const {
     out.push_back(' ');
     AppendQuotedPath(path, &out);
     if (e.type == CatalogEntryType::kFile) {
-      out.append(" " + std::to_string(e.size) + " " + std::to_string(e.mtime));
+      out.push_back(' ');
+      out.append(std::to_string(e.size));
+      out.push_back(' ');
+      out.append(std::to_string(e.mtime));
     }
     out.push_back('\n');
     return Status::OK();
