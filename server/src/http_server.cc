@@ -74,6 +74,40 @@ struct HttpServer::Impl {
 
 namespace {
 
+// Shared between a BlockingUpgradedStream and its watchdog timer (which runs on the I/O
+// threads): the deadline of the Read/Write in progress and the stream to shut down.
+struct UpgradeWatch {
+  explicit UpgradeWatch(net::io_context& ioc) : timer(ioc) {}
+  std::mutex mu;
+  TlsStream* stream = nullptr;  // null once the owner is gone
+  std::atomic<int64_t> deadline_ns{0};  // steady clock; 0 = no operation in progress
+  std::atomic<bool> fired{false};
+  net::steady_timer timer;
+};
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ArmWatch(std::shared_ptr<UpgradeWatch> w) {
+  w->timer.expires_after(std::chrono::milliseconds(250));
+  w->timer.async_wait([w](beast::error_code ec) {
+    if (ec) return;
+    std::lock_guard<std::mutex> lock(w->mu);
+    if (!w->stream) return;
+    int64_t d = w->deadline_ns.load();
+    if (d != 0 && SteadyNowNs() > d) {
+      w->fired = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(*w->stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    ArmWatch(w);
+  });
+}
+
 class BlockingUpgradedStream final : public UpgradedStream {
  public:
   BlockingUpgradedStream(HttpServer::Impl* impl, std::unique_ptr<TlsStream> stream,
@@ -84,6 +118,11 @@ class BlockingUpgradedStream final : public UpgradedStream {
   }
   ~BlockingUpgradedStream() override {
     Close();
+    if (watch_) {
+      std::lock_guard<std::mutex> lock(watch_->mu);
+      watch_->stream = nullptr;
+      net::post(impl_->ioc, [w = watch_] { w->timer.cancel(); });
+    }
     std::lock_guard<std::mutex> lock(impl_->upgraded_mu);
     impl_->upgraded.erase(stream_.get());
     stream_.reset();
@@ -91,15 +130,21 @@ class BlockingUpgradedStream final : public UpgradedStream {
     impl_->upgraded_cv.notify_all();
   }
   Result<size_t> Read(uint8_t* buf, size_t n) override {
+    Begin();
     beast::error_code ec;
     size_t got = stream_->read_some(net::buffer(buf, n), ec);
+    End();
+    if (TimedOut()) return TimeoutError();
     if (ec == net::error::eof || ec == ssl::error::stream_truncated) return size_t{0};
     if (ec) return Status::IoError("connection read failed: " + ec.message());
     return got;
   }
   Status Write(const uint8_t* buf, size_t n) override {
+    Begin();
     beast::error_code ec;
     net::write(*stream_, net::buffer(buf, n), ec);
+    End();
+    if (TimedOut()) return TimeoutError();
     if (ec) return Status::IoError("connection write failed: " + ec.message());
     return Status::OK();
   }
@@ -108,11 +153,37 @@ class BlockingUpgradedStream final : public UpgradedStream {
     beast::get_lowest_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
   }
   std::string TakeLeftover() override { return std::exchange(leftover_, std::string()); }
+  void SetIdleTimeout(std::chrono::milliseconds timeout) override {
+    timeout_ = timeout;
+    if (timeout_.count() > 0 && !watch_) {
+      watch_ = std::make_shared<UpgradeWatch>(impl_->ioc);
+      watch_->stream = stream_.get();
+      net::post(impl_->ioc, [w = watch_] { ArmWatch(w); });
+    }
+  }
 
  private:
+  void Begin() {
+    if (watch_ && timeout_.count() > 0) {
+      watch_->deadline_ns =
+          SteadyNowNs() +
+          std::chrono::duration_cast<std::chrono::nanoseconds>(timeout_).count();
+    }
+  }
+  void End() {
+    if (watch_) watch_->deadline_ns = 0;
+  }
+  bool TimedOut() const { return watch_ && watch_->fired.load(); }
+  Status TimeoutError() const {
+    return Status::IoError("connection timed out (no progress for " +
+                           std::to_string(timeout_.count()) + " ms)");
+  }
+
   HttpServer::Impl* impl_;
   std::unique_ptr<TlsStream> stream_;
   std::string leftover_;
+  std::chrono::milliseconds timeout_{0};
+  std::shared_ptr<UpgradeWatch> watch_;
 };
 
 class Session : public std::enable_shared_from_this<Session> {

@@ -49,6 +49,10 @@ class UpgradedStream {
   virtual void Close() = 0;
   // Bytes the HTTP/1.1 parser already read past the upgrade request.
   virtual std::string TakeLeftover() = 0;
+  // Bounds every later Read/Write: when one makes no progress for `timeout` the connection
+  // is shut down and the call fails with IoError "connection timed out ...". 0 disables it
+  // (the default). Call before the first Read; not thread safe with Read/Write.
+  virtual void SetIdleTimeout(std::chrono::milliseconds timeout) = 0;
 };
 
 struct HttpResponse {

@@ -1,0 +1,363 @@
+#include "pbskit/server/h2_server.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+
+namespace pbskit::server {
+
+const std::string* H2Request::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+
+constexpr size_t kOutputBatch = 1 << 20;    // coalesce frames into writes of up to 1 MiB
+constexpr size_t kMaxDataFrame = 1 << 20;   // DATA payload we send per frame (peer max permitting)
+
+struct StreamState {
+  H2Request request;
+  size_t header_bytes = 0;
+  size_t max_body = 0;
+  bool limit_known = false;
+  bool too_large = false;
+  bool request_done = false;  // END_STREAM received
+  bool responded = false;
+  // Response body being sent.
+  std::string response_body;
+  size_t sent = 0;
+};
+
+class ServerConnection {
+ public:
+  ServerConnection(UpgradedStream& stream, H2Handler& handler, const H2ServerOptions& options)
+      : stream_(stream), handler_(handler), options_(options) {}
+  ~ServerConnection() {
+    if (session_) nghttp2_session_del(session_);
+  }
+
+  H2ConnectionStats Run();
+
+ private:
+  static ServerConnection* Self(void* p) { return static_cast<ServerConnection*>(p); }
+  Status Init();
+  Status Flush();
+  void Dispatch();
+  void Respond(StreamState& st, H2Response response);
+  void Fail(std::string reason, uint32_t error_code);
+  size_t BufferedBytes() const;
+
+  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
+                      void* user);
+  static int OnDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user);
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* user);
+  static ssize_t ReadLength(nghttp2_session*, uint8_t frame_type, int32_t stream_id,
+                            int32_t session_window, int32_t stream_window, uint32_t max_frame,
+                            void* user);
+  static ssize_t ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source* source, void* user);
+
+  UpgradedStream& stream_;
+  H2Handler& handler_;
+  H2ServerOptions options_;
+  nghttp2_session* session_ = nullptr;
+  std::map<int32_t, std::unique_ptr<StreamState>> streams_;
+  std::deque<int32_t> ready_;  // streams whose request is complete, in completion order
+  H2ConnectionStats stats_;
+  std::string out_;
+  bool failed_ = false;
+};
+
+Status ServerConnection::Init() {
+  nghttp2_session_callbacks* cbs = nullptr;
+  if (nghttp2_session_callbacks_new(&cbs) != 0) return Status::IoError("out of memory");
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, OnHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, OnDataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, OnFrameRecv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, OnFrameSend);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, OnStreamClose);
+  nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, ReadLength);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Our own limit on header bytes applies; nghttp2's HPACK table stays at its default.
+  nghttp2_option_set_max_send_header_block_length(opt, 64 * 1024);
+  int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) return Status::IoError(std::string("nghttp2: ") + nghttp2_strerror(rv));
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, options_.initial_window_size},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, options_.max_frame_size},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(options_.max_header_bytes)},
+  };
+  rv = nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+  if (rv == 0) {
+    rv = nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                               static_cast<int32_t>(options_.initial_window_size));
+  }
+  if (rv != 0) return Status::IoError(std::string("nghttp2: ") + nghttp2_strerror(rv));
+  return Status::OK();
+}
+
+H2ConnectionStats ServerConnection::Run() {
+  Status st = Init();
+  if (!st.ok()) {
+    stats_.close_reason = st.message();
+    return stats_;
+  }
+  if (options_.idle_timeout.count() > 0) stream_.SetIdleTimeout(options_.idle_timeout);
+  std::string leftover = stream_.TakeLeftover();
+  std::vector<uint8_t> buf(256 * 1024);
+  bool have_input = !leftover.empty();
+  while (!failed_) {
+    if (have_input) {
+      have_input = false;
+      ssize_t rv = nghttp2_session_mem_recv(
+          session_, reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size());
+      leftover.clear();
+      if (rv < 0) {
+        Fail(std::string("HTTP/2 protocol error: ") + nghttp2_strerror(static_cast<int>(rv)),
+             NGHTTP2_PROTOCOL_ERROR);
+        break;
+      }
+    }
+    if (!failed_ && BufferedBytes() > options_.max_buffered_bytes) {
+      Fail("too many request body bytes buffered on one connection", NGHTTP2_ENHANCE_YOUR_CALM);
+      break;
+    }
+    Dispatch();
+    st = Flush();
+    if (!st.ok()) {
+      stats_.close_reason = st.message();
+      return stats_;
+    }
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) break;
+    auto n = stream_.Read(buf.data(), buf.size());
+    if (!n.ok()) {
+      stats_.close_reason = n.status().message();
+      return stats_;
+    }
+    if (*n == 0) break;  // peer closed
+    stats_.bytes_received += *n;
+    leftover.assign(reinterpret_cast<const char*>(buf.data()), *n);
+    have_input = true;
+  }
+  (void)Flush();  // GOAWAY, if any
+  return stats_;
+}
+
+void ServerConnection::Fail(std::string reason, uint32_t error_code) {
+  failed_ = true;
+  stats_.close_reason = std::move(reason);
+  nghttp2_session_terminate_session(session_, error_code);
+}
+
+size_t ServerConnection::BufferedBytes() const {
+  size_t n = 0;
+  for (const auto& [id, st] : streams_) {
+    if (!st->request_done) n += st->request.body.size();
+  }
+  return n;
+}
+
+Status ServerConnection::Flush() {
+  for (;;) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return Status::IoError(std::string("nghttp2: ") + nghttp2_strerror(static_cast<int>(n)));
+    if (n > 0) out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    if (n == 0 || out_.size() >= kOutputBatch) {
+      if (!out_.empty()) {
+        PBSKIT_RETURN_IF_ERROR(
+            stream_.Write(reinterpret_cast<const uint8_t*>(out_.data()), out_.size()));
+        stats_.bytes_sent += out_.size();
+        out_.clear();
+      }
+      if (n == 0) return Status::OK();
+    }
+  }
+}
+
+void ServerConnection::Dispatch() {
+  while (!ready_.empty() && !failed_) {
+    int32_t id = ready_.front();
+    ready_.pop_front();
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second->responded) continue;
+    StreamState& st = *it->second;
+    ++stats_.requests;
+    if (st.too_large) {
+      H2Response r;
+      r.status = 413;
+      r.body = "request body too large (limit " + std::to_string(st.max_body) + " bytes)";
+      Respond(st, std::move(r));
+      continue;
+    }
+    H2Response r = handler_.Handle(st.request);
+    Respond(st, std::move(r));
+  }
+}
+
+void ServerConnection::Respond(StreamState& st, H2Response response) {
+  st.responded = true;
+  std::string status = std::to_string(response.status);
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.emplace_back(":status", status);
+  if (!response.content_type.empty()) fields.emplace_back("content-type", response.content_type);
+  for (auto& h : response.headers) fields.push_back(h);
+  std::vector<nghttp2_nv> nva;
+  for (auto& [k, v] : fields) {
+    nva.push_back({reinterpret_cast<uint8_t*>(k.data()), reinterpret_cast<uint8_t*>(v.data()),
+                   k.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  st.response_body = std::move(response.body);
+  st.sent = 0;
+  nghttp2_data_provider provider{};
+  provider.read_callback = ReadBody;
+  int rv = nghttp2_submit_response(session_, st.request.stream_id, nva.data(), nva.size(),
+                                   &provider);
+  if (rv != 0) Fail(std::string("nghttp2: ") + nghttp2_strerror(rv), NGHTTP2_INTERNAL_ERROR);
+}
+
+int ServerConnection::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto st = std::make_unique<StreamState>();
+  st->request.stream_id = frame->hd.stream_id;
+  Self(user)->streams_[frame->hd.stream_id] = std::move(st);
+  return 0;
+}
+
+int ServerConnection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
+                               const uint8_t* name, size_t namelen, const uint8_t* value,
+                               size_t valuelen, uint8_t, void* user) {
+  auto* self = Self(user);
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end() || it->second->request_done) return 0;  // trailers: ignored
+  StreamState& st = *it->second;
+  st.header_bytes += namelen + valuelen;
+  if (st.header_bytes > self->options_.max_header_bytes) {
+    self->streams_.erase(it);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // nghttp2 resets the stream
+  }
+  std::string k(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  if (k == ":method") {
+    st.request.method = std::move(v);
+  } else if (k == ":path") {
+    auto q = v.find('?');
+    st.request.path = v.substr(0, q);
+    if (q != std::string::npos) st.request.query = v.substr(q + 1);
+  } else if (!k.empty() && k[0] != ':') {
+    st.request.headers.emplace_back(std::move(k), std::move(v));
+  }
+  return 0;
+}
+
+int ServerConnection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id,
+                                  const uint8_t* data, size_t len, void* user) {
+  auto* self = Self(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  StreamState& st = *it->second;
+  if (!st.limit_known) {
+    st.max_body = self->handler_.MaxBodySize(st.request);
+    st.limit_known = true;
+  }
+  if (st.too_large) return 0;
+  if (st.request.body.size() + len > st.max_body) {
+    st.too_large = true;
+    st.request.body.clear();
+    st.request.body.shrink_to_fit();
+    // Answer at once; the rest of the body is discarded (OnFrameSend resets the stream).
+    self->ready_.push_back(stream_id);
+    return 0;
+  }
+  st.request.body.append(reinterpret_cast<const char*>(data), len);
+  return 0;
+}
+
+int ServerConnection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = Self(user);
+  if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end()) return 0;
+  StreamState& st = *it->second;
+  st.request_done = true;
+  if (!st.too_large) {
+    if (!st.limit_known) {
+      st.max_body = self->handler_.MaxBodySize(st.request);
+      st.limit_known = true;
+    }
+    self->ready_.push_back(frame->hd.stream_id);
+  }
+  return 0;
+}
+
+int ServerConnection::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame,
+                                  void* user) {
+  auto* self = Self(user);
+  if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    auto it = self->streams_.find(frame->hd.stream_id);
+    if (it != self->streams_.end() && !it->second->request_done) {
+      // We answered before the request body ended (refused upload): stop the upload.
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+  }
+  return 0;
+}
+
+int ServerConnection::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
+  Self(user)->streams_.erase(stream_id);
+  return 0;
+}
+
+ssize_t ServerConnection::ReadLength(nghttp2_session*, uint8_t, int32_t, int32_t session_window,
+                                     int32_t stream_window, uint32_t max_frame, void*) {
+  int64_t n = std::min<int64_t>({session_window, stream_window, max_frame, kMaxDataFrame});
+  return static_cast<ssize_t>(std::max<int64_t>(n, 1));
+}
+
+ssize_t ServerConnection::ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf,
+                                   size_t length, uint32_t* data_flags, nghttp2_data_source*,
+                                   void* user) {
+  auto* self = Self(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  StreamState& st = *it->second;
+  size_t n = std::min(length, st.response_body.size() - st.sent);
+  if (n) std::memcpy(buf, st.response_body.data() + st.sent, n);
+  st.sent += n;
+  if (st.sent == st.response_body.size()) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    std::string().swap(st.response_body);
+    st.sent = 0;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+}  // namespace
+
+H2ConnectionStats ServeH2Connection(UpgradedStream& stream, H2Handler& handler,
+                                    const H2ServerOptions& options) {
+  ServerConnection conn(stream, handler, options);
+  return conn.Run();
+}
+
+}  // namespace pbskit::server
