@@ -13,6 +13,7 @@
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/formats/dynamic_index.h"
 #include "pbskit/formats/fixed_index.h"
+#include "snapshot_writer_internal.h"
 
 namespace pbskit {
 namespace {
@@ -155,6 +156,10 @@ Status SnapshotWriter::Fail(Status st) {
 void SnapshotWriter::Abort() {
   if (finished_ || aborted_) return;
   aborted_ = true;
+  // Upload threads first: nothing may insert chunks once the process lock is gone.
+  if (uploader_) uploader_->Shutdown();
+  for (DynamicIndexStream* s : open_streams_) s->writer_ = nullptr;
+  open_streams_.clear();
   if (!snapshot_path_.empty()) (void)RemoveTree(store_->fs(), snapshot_path_);
   if (created_group_ && group_lock_) {
     // Leave no trace of a group this session created: owner file and directory if empty.
@@ -192,6 +197,9 @@ Status SnapshotWriter::CheckNewArchive(const std::string& archive, ArchiveType w
   for (const auto& f : files_)
     if (f.filename == archive)
       return Status::InvalidArgument("archive '" + archive + "' was already written");
+  for (const DynamicIndexStream* s : open_streams_)
+    if (s->archive() == archive)
+      return Status::InvalidArgument("archive '" + archive + "' is already open");
   return Status::OK();
 }
 
@@ -441,6 +449,10 @@ Result<ArchiveResult> SnapshotWriter::AddBlob(const std::string& archive,
 Result<Manifest> SnapshotWriter::Finish() {
   if (finished_ || aborted_ || failed_)
     return Status::InvalidArgument("snapshot writer is no longer usable (finished or aborted)");
+  if (!open_streams_.empty())
+    return Status::InvalidArgument("archive '" + open_streams_.front()->archive() +
+                                   "' is still open; close it before finishing the snapshot");
+  if (uploader_) uploader_->Shutdown();
   if (files_.empty())
     return Fail(Status::InvalidArgument("backup does not contain valid files (file count == 0)"));
   Manifest m;

@@ -12,8 +12,15 @@
 // (and the group, when this writer created it and it is empty again).
 //
 // Streaming: memory is bounded by a few chunk buffers whatever the input size.
+//
+// Push-style dynamic indexes (BeginDynamicIndex) serve producers that generate the stream
+// themselves (pxar encoder, catalog writer): several may be open at once (e.g. root.mpxar.didx,
+// root.ppxar.didx and catalog.pcat1.didx of one directory backup). Their chunks go through one
+// pool of work_threads upload threads per writer with a bounded queue.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -27,6 +34,8 @@
 #include "pbskit/datastore/chunk_store.h"
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/locks.h"
+#include "pbskit/formats/chunker.h"
+#include "pbskit/formats/dynamic_index.h"
 #include "pbskit/formats/crypt_config.h"
 #include "pbskit/formats/manifest.h"
 #include "pbskit/formats/names.h"
@@ -96,6 +105,87 @@ struct ArchiveResult {
   ArchiveUploadStats stats;
 };
 
+// How a push-style dynamic index cuts its stream (FORMATS.md §7.2 / §7.3).
+enum class DynamicChunkerKind {
+  kRegular,  // buzhash; cuts do not depend on how the stream is split into Write calls
+  kPayload,  // PBS's payload chunker (.ppxar): buzhash plus suggested boundaries
+};
+
+class SnapshotWriter;
+class ChunkUploader;  // private to snapshot_writer.cc
+
+// One dynamic index being written by push (SnapshotWriter::BeginDynamicIndex). The producer
+// calls Write with the stream bytes in order, then Close. Every call on a writer and its
+// streams must come from one thread at a time (chunk digesting, compression, encryption and
+// insertion run on the writer's upload threads). Memory per stream: the current unfinished
+// chunk (at most 4 * avg_chunk_size) plus the last Write's data; index entries take 40 bytes
+// per chunk.
+//
+// Any non-OK result from Write / AppendKnownChunk / Close fails the whole writer (the snapshot
+// is removed, like AddDynamicIndex); afterwards every call returns Aborted. The stream must not
+// outlive its writer. Destroying a stream that was not closed discards the archive (its chunks
+// stay in the store for GC) and frees its name.
+class DynamicIndexStream {
+ public:
+  ~DynamicIndexStream();
+  DynamicIndexStream(const DynamicIndexStream&) = delete;
+  DynamicIndexStream& operator=(const DynamicIndexStream&) = delete;
+
+  // Appends `data` to the stream. For kPayload each call is one read buffer as PBS's client
+  // chunk stream receives it (the cut rule looks at what is buffered after each piece; to
+  // reproduce a client's chunks feed the pieces its 256 KiB BufWriter would send). For
+  // kRegular the split does not matter. Blocks while the upload queue is full. Errors:
+  // IoError / Busy / Corruption from the chunk store, Aborted after a failure.
+  Status Write(std::span<const uint8_t> data);
+  // kPayload: queues a suggested boundary at absolute stream offset `offset` (must be sent
+  // before the bytes at `offset` are written, in increasing order). Ignored for kRegular.
+  void SuggestBoundary(uint64_t offset);
+  // Appends an existing chunk of the store as the next index entry (metadata change-detection
+  // mode reusing the previous snapshot's payload chunks): the bytes written so far and not yet
+  // cut are cut as one chunk first, the chunk is touched, and the stream position advances by
+  // `size` (the chunker restarts after it). `digest` is the chunk name in this writer's crypt
+  // mode. Errors: InvalidArgument for size 0 or > 16 MiB, NotFound "chunk <hex> is not in the
+  // datastore" when absent (the writer fails), chunk store errors, Aborted.
+  Status AppendKnownChunk(const Digest& digest, uint64_t size);
+  // Cuts the last chunk, waits for this stream's uploads, writes "<x>.tmp_didx" and renames it
+  // to the archive name, and adds the manifest entry. An empty stream gives an empty index.
+  // Errors: as Write, IoError writing the index, InvalidArgument when closed twice.
+  Result<ArchiveResult> Close();
+
+  const std::string& archive() const { return archive_; }
+  // Stream bytes accounted so far (written plus appended known chunks).
+  uint64_t position() const { return consumed_ + buf_.size(); }
+
+ private:
+  friend class SnapshotWriter;
+  friend class ChunkUploader;
+  DynamicIndexStream(SnapshotWriter* writer, std::string archive, size_t avg,
+                     DynamicChunkerKind kind);
+  Status CheckUsable() const;
+  Status CutFront(size_t len);   // hands buf_[0, len) to the uploader
+  Status TakeUploadError();      // first upload failure of this stream, if any
+  void WaitIdle();               // until no upload of this stream is pending
+  void ChunkDone(size_t index, const Digest& d, const Status& st);  // upload thread
+
+  SnapshotWriter* writer_;  // null once the writer aborted
+  std::string archive_;
+  DynamicChunkerKind kind_;
+  Chunker chunker_;
+  PayloadChunker payload_chunker_;
+  std::vector<uint8_t> buf_;  // stream bytes [consumed_, consumed_ + size) not yet cut
+  size_t scan_pos_ = 0;       // buf_[0, scan_pos_) already scanned
+  uint64_t consumed_ = 0;     // stream offset of buf_[0]
+  bool closed_ = false;
+  std::chrono::steady_clock::time_point t0_;
+
+  std::mutex mu_;  // guards the fields below (upload threads report here)
+  std::condition_variable idle_cv_;
+  std::vector<DynamicEntry> entries_;
+  size_t pending_ = 0;
+  Status upload_error_;
+  ArchiveUploadStats stats_;  // counters updated under the writer's mu_
+};
+
 class SnapshotWriter {
  public:
   // Starts a snapshot. Errors: InvalidArgument for bad options (missing key for encrypt or
@@ -121,11 +211,20 @@ class SnapshotWriter {
   // `avg_chunk_size` (power of two, 64 KiB..4 MiB). An empty source gives an empty index.
   Result<ArchiveResult> AddDynamicIndex(const std::string& archive, ByteSource& source,
                                         size_t avg_chunk_size = kDefaultDynamicChunkSize);
+  // Opens a push-style dynamic index `archive` (.didx) chunked at `avg_chunk_size` (power of
+  // two, 64 KiB..4 MiB, or 512 KiB as PBS uses for catalog.pcat1.didx) with `kind`. The name
+  // is reserved until the stream is closed or destroyed. InvalidArgument for a bad, duplicate
+  // or open name or a bad size; Aborted after a failure. See DynamicIndexStream.
+  Result<std::unique_ptr<DynamicIndexStream>> BeginDynamicIndex(
+      const std::string& archive, size_t avg_chunk_size = kDefaultDynamicChunkSize,
+      DynamicChunkerKind kind = DynamicChunkerKind::kRegular);
+
   // Writes a blob `archive` (.blob) holding `data` (<= 128 MiB), encrypted in encrypt mode.
   Result<ArchiveResult> AddBlob(const std::string& archive, std::span<const uint8_t> data);
 
   // Writes index.json.blob and syncs; the snapshot is finished afterwards. InvalidArgument
-  // "backup does not contain valid files (file count == 0)" without archives.
+  // "backup does not contain valid files (file count == 0)" without archives, or when a
+  // push-style index is still open.
   Result<Manifest> Finish();
   // Removes the unfinished snapshot now. Safe to call more than once.
   void Abort();
@@ -140,8 +239,14 @@ class SnapshotWriter {
   const std::optional<BackupDir>& previous() const { return previous_; }
 
  private:
+  friend class DynamicIndexStream;
+  friend class ChunkUploader;
   explicit SnapshotWriter(std::shared_ptr<DataStore> store, SnapshotWriterOptions options);
   Status CheckNewArchive(const std::string& archive, ArchiveType want);
+  // Push-style streams: registration, chunk hand-off and the known-chunk path.
+  Status SubmitChunk(DynamicIndexStream* stream, size_t index, std::vector<uint8_t> data);
+  Status AppendKnown(DynamicIndexStream* stream, const Digest& digest, uint64_t size);
+  void ForgetStream(DynamicIndexStream* stream);
   // Digest, dedup and insert one chunk's plaintext; thread safe.
   Status StoreChunk(std::span<const uint8_t> data, Digest* digest, ArchiveUploadStats* stats);
   Status WriteIndexFile(const std::string& archive, std::span<const uint8_t> bytes);
@@ -158,6 +263,8 @@ class SnapshotWriter {
   bool aborted_ = false;
   bool failed_ = false;
   std::vector<FileInfo> files_;
+  std::vector<DynamicIndexStream*> open_streams_;
+  std::unique_ptr<ChunkUploader> uploader_;  // started by the first BeginDynamicIndex
 
   std::mutex mu_;  // guards the session digest set and totals while workers run
   struct DigestHash {

@@ -1,0 +1,50 @@
+// Private to the snapshot writer: the upload threads shared by its push-style dynamic indexes.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pbskit/datastore/snapshot_writer.h"
+
+namespace pbskit {
+
+// A fixed set of threads digesting, encoding and inserting chunks for the streams of one
+// SnapshotWriter. The queue holds at most `capacity` chunks; Submit blocks while it is full, so
+// memory stays bounded by (capacity + threads) chunk buffers. Thread safe.
+class ChunkUploader {
+ public:
+  ChunkUploader(SnapshotWriter* writer, size_t threads, size_t capacity);
+  ~ChunkUploader();
+  ChunkUploader(const ChunkUploader&) = delete;
+  ChunkUploader& operator=(const ChunkUploader&) = delete;
+
+  // Queues chunk `index` of `stream`; the stream's ChunkDone is called exactly once for it
+  // (with Aborted when the uploader shuts down before the chunk ran). Returns Aborted after
+  // Shutdown (ChunkDone is not called then).
+  Status Submit(DynamicIndexStream* stream, size_t index, std::vector<uint8_t> data);
+  // Drops queued chunks (reporting Aborted to their streams), waits for the running ones and
+  // joins the threads. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Job {
+    DynamicIndexStream* stream;
+    size_t index;
+    std::vector<uint8_t> data;
+  };
+  void Loop();
+
+  SnapshotWriter* writer_;
+  size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<Job> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace pbskit
