@@ -104,5 +104,6 @@ ParamDef BackupTimeParam(bool optional = false);
 // Registration of the route groups (one per api_*.cc file).
 void AddAccessRoutes(std::vector<Route>* routes);
 void AddDatastoreRoutes(std::vector<Route>* routes);
+void AddTaskRoutes(std::vector<Route>* routes);  // api_tasks.cc
 
 }  // namespace pbskit::server

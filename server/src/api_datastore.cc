@@ -8,12 +8,15 @@
 #include "datastore_access.h"
 #include "file_util.h"
 #include "pbskit/datastore/datastore_config.h"
-#include "pbskit/datastore/prune.h"
+#include "pbskit/datastore/archive_reader.h"
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/server/api_server.h"
 
 namespace pbskit::server {
 namespace {
+
+// download-decoded answers from memory: larger archives are refused with a clear message.
+constexpr uint64_t kMaxDecodedResponse = 1024ull << 20;
 
 constexpr uint64_t kNsPrivsOk =
     kPrivDatastoreModify | kPrivDatastoreRead | kPrivDatastoreBackup | kPrivDatastoreAudit;
@@ -273,6 +276,91 @@ Result<ApiResult> Download(ApiCall& call) {
   return res;
 }
 
+// PBS download_file_decoded: the blob payload or the reassembled index data of an
+// unencrypted file; index csum and size are checked against the manifest and every chunk is
+// decoded and checked (CRC, plain magic, digest, length) before the response is sent.
+Result<ApiResult> DownloadDecoded(ApiCall& call) {
+  PBSKIT_ASSIGN_OR_RETURN(SnapshotTarget t,
+                          ResolveSnapshot(call, kPrivDatastoreRead, kPrivDatastoreBackup));
+  const std::string file = call.Str("file-name");
+  auto manifest = t.store->LoadManifest(t.ns, t.dir);
+  if (!manifest.ok()) {
+    if (manifest.status().IsNotFound()) {
+      return Status::InvalidArgument("manifest not found for snapshot '" + t.dir.ToString() + "'");
+    }
+    return manifest.status();
+  }
+  const FileInfo* info = manifest->Lookup(file);
+  if (info && info->crypt_mode == CryptMode::kEncrypt) {
+    return Status::InvalidArgument("cannot decode '" + file + "' - is encrypted");
+  }
+  PBSKIT_ASSIGN_OR_RETURN(ArchiveType type, ArchiveTypeOf(file));
+  std::string out;
+  if (type == ArchiveType::kBlob) {
+    auto raw = t.store->ReadSnapshotFile(t.ns, t.dir, file);
+    if (!raw.ok()) {
+      if (raw.status().IsNotFound()) {
+        return Status::InvalidArgument("File open failed: file '" + file + "' of snapshot '" +
+                                       t.dir.ToString() + "' does not exist");
+      }
+      return raw.status();
+    }
+    PBSKIT_ASSIGN_OR_RETURN(DataBlob blob, DataBlob::FromRaw(std::move(raw).value(), true));
+    if (blob.is_encrypted()) {
+      return Status::InvalidArgument("cannot decode '" + file + "' - is encrypted");
+    }
+    PBSKIT_ASSIGN_OR_RETURN(std::vector<uint8_t> data, blob.Decode(nullptr));
+    out.assign(data.begin(), data.end());
+  } else {
+    std::optional<FixedIndex> fixed;
+    std::optional<DynamicIndex> dynamic;
+    uint64_t size = 0;
+    Digest csum{};
+    if (type == ArchiveType::kFixedIndex) {
+      PBSKIT_ASSIGN_OR_RETURN(fixed, t.store->OpenFixedIndex(t.ns, t.dir, file));
+      size = fixed->size();
+      csum = fixed->ComputeCsum();
+    } else {
+      PBSKIT_ASSIGN_OR_RETURN(dynamic, t.store->OpenDynamicIndex(t.ns, t.dir, file));
+      size = dynamic->size();
+      csum = dynamic->ComputeCsum();
+    }
+    if (!info) return Status::InvalidArgument("manifest does not contain file '" + file + "'");
+    if (info->size != size) {
+      return Status::InvalidArgument("wrong size for file '" + file + "' (" +
+                                     std::to_string(info->size) + " != " + std::to_string(size) +
+                                     ")");
+    }
+    if (info->csum != csum) {
+      return Status::InvalidArgument("wrong checksum for file '" + file + "'");
+    }
+    if (size > kMaxDecodedResponse) {
+      return Status::InvalidArgument("decoded size of '" + file + "' (" + std::to_string(size) +
+                                     " bytes) exceeds the " +
+                                     std::to_string(kMaxDecodedResponse >> 20) +
+                                     " MiB this server sends in one response; restore it "
+                                     "through the reader protocol instead");
+    }
+    out.reserve(size);
+    size_t count = fixed ? fixed->chunk_count() : dynamic->chunk_count();
+    std::vector<uint8_t> raw, plain;
+    for (size_t i = 0; i < count; ++i) {
+      const Digest& d = fixed ? fixed->digest(i) : dynamic->entry(i).digest;
+      auto [begin, end] = fixed ? fixed->chunk_range(i) : dynamic->chunk_range(i);
+      PBSKIT_RETURN_IF_ERROR(t.store->chunk_store().LoadChunkInto(d, &raw));
+      PBSKIT_RETURN_IF_ERROR(
+          DecodeAndCheckChunk(raw, d, end - begin, CryptMode::kNone, nullptr, &plain));
+      out.append(plain.begin(), plain.end());
+    }
+  }
+  HttpResponse r;
+  r.content_type = "application/octet-stream";
+  r.body = std::move(out);
+  ApiResult res;
+  res.raw = std::move(r);
+  return res;
+}
+
 Result<ApiResult> UploadBackupLog(ApiCall& call) {
   PBSKIT_ASSIGN_OR_RETURN(SnapshotTarget t, ResolveSnapshot(call, 0, kPrivDatastoreBackup));
   std::string path = t.store->SnapshotPath(t.ns, t.dir);
@@ -359,35 +447,6 @@ Result<ApiResult> DeleteGroup(ApiCall& call) {
   return ApiResult::Of(boost::json::object{{"removed-groups", prot == 0 ? 1 : 0},
                                            {"protected-snapshots", prot},
                                            {"removed-snapshots", snaps.size() - prot}});
-}
-
-Result<ApiResult> Prune(ApiCall& call) {
-  PBSKIT_ASSIGN_OR_RETURN(GroupTarget t,
-                          ResolveGroup(call, kPrivDatastoreModify, kPrivDatastorePrune));
-  KeepOptions keep;
-  auto opt = [&](const char* name, std::optional<uint64_t>* out) {
-    if (call.Has(name)) *out = static_cast<uint64_t>(call.Int(name));
-  };
-  opt("keep-last", &keep.keep_last);
-  opt("keep-hourly", &keep.keep_hourly);
-  opt("keep-daily", &keep.keep_daily);
-  opt("keep-weekly", &keep.keep_weekly);
-  opt("keep-monthly", &keep.keep_monthly);
-  opt("keep-yearly", &keep.keep_yearly);
-  bool dry_run = call.Bool("dry-run");
-  PBSKIT_ASSIGN_OR_RETURN(auto rows, PruneGroup(*t.store, t.ns, t.group, keep, dry_run, nullptr));
-  boost::json::array out;
-  for (const auto& r : rows) {
-    boost::json::object item;
-    item["backup-type"] = BackupTypeName(r.dir.group.type);
-    item["backup-id"] = r.dir.group.id;
-    item["backup-time"] = r.dir.time;
-    item["keep"] = r.keep;
-    item["protected"] = r.is_protected;
-    if (dry_run && !t.ns.IsRoot()) item["ns"] = t.ns.ToString();
-    out.push_back(std::move(item));
-  }
-  return ApiResult::Of(std::move(out));
 }
 
 Result<ApiResult> ChangeOwner(ApiCall& call) {
@@ -486,6 +545,8 @@ void AddDatastoreRoutes(std::vector<Route>* routes) {
   routes->push_back(R("DELETE", "snapshots", SnapshotParams(), DeleteSnapshot));
   routes->push_back(R("GET", "files", SnapshotParams(), ListFiles));
   routes->push_back(R("GET", "download", SnapshotParams({FileNameParam()}), Download));
+  routes->push_back(
+      R("GET", "download-decoded", SnapshotParams({FileNameParam()}), DownloadDecoded));
   Route upload = R("POST", "upload-backup-log", SnapshotParams(), UploadBackupLog);
   upload.raw_body = true;
   upload.max_body = 16 * 1024 * 1024 + 64;
@@ -495,12 +556,6 @@ void AddDatastoreRoutes(std::vector<Route>* routes) {
   routes->push_back(R("GET", "group-notes", GroupParams(), GetGroupNotes));
   routes->push_back(R("PUT", "group-notes", GroupParams({notes}), SetGroupNotes));
   routes->push_back(R("GET", "protected", SnapshotParams(), GetProtected));
-  std::vector<ParamDef> prune = GroupParams({{"dry-run", ParamType::kBoolean, true}});
-  for (const char* k : {"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
-                        "keep-yearly"}) {
-    prune.emplace_back(k, ParamType::kInteger, true, 1);
-  }
-  routes->push_back(R("POST", "prune", prune, Prune));
   ParamDef new_owner{"new-owner", ParamType::kString, false, 3, 128, [](const std::string& v) {
                        auto id = Authid::Parse(v);
                        return id.ok() ? Status::OK() : id.status();

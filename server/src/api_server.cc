@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "api.h"
+#include "backup_protocol.h"
 #include "pbskit/formats/names.h"
 
 namespace pbskit::server {
@@ -76,6 +77,8 @@ ApiServer::ApiServer(const ServeOptions& options, std::shared_ptr<const AuthKeys
       routes_(std::make_unique<Routes>()) {
   AddAccessRoutes(&routes_->list);
   AddDatastoreRoutes(&routes_->list);
+  AddProtocolRoutes(&routes_->list);
+  AddTaskRoutes(&routes_->list);
   for (const auto& r : routes_->list) routes_->patterns.push_back(SplitPattern(r.pattern));
 }
 
