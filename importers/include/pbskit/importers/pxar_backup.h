@@ -137,6 +137,9 @@ struct PxarBackupResult {
   // Metadata mode: files whose payload was taken over from the previous snapshot.
   uint64_t reused_files = 0;
   uint64_t reused_payload_bytes = 0;
+  // Metadata mode: previous payload chunks appended to the new payload index.
+  uint64_t injected_chunks = 0;
+  uint64_t injected_size = 0;
 };
 
 // Backs up `source_dir` into the open `writer` (archives and, in legacy mode, the catalog;
