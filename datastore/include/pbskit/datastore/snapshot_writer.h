@@ -207,6 +207,24 @@ class SnapshotWriter {
   // (only Abort / destruction remain).
   Result<ArchiveResult> AddFixedIndex(const std::string& archive, ByteSource& source,
                                       uint64_t chunk_size = kDefaultFixedChunkSize);
+  // For importers that cut and digest a fixed-size image themselves (clusters arriving out of
+  // order, on their own threads): stores one chunk of plaintext the way AddFixedIndex does
+  // (digest in this writer's crypt mode, session dedup, touch when present, else encode and
+  // insert) and counts it in `stats` and the session totals. Thread safe, also concurrently
+  // with other StoreChunkData calls; `stats` is only updated under the writer's lock. Errors:
+  // chunk store errors (the writer is not failed by them: the caller decides), Aborted when
+  // the writer already failed or finished.
+  Result<Digest> StoreChunkData(std::span<const uint8_t> data, ArchiveUploadStats* stats);
+  // Writes a fixed index `archive` (.fidx) describing an image of `size` bytes cut into
+  // `chunk_size` pieces whose digests, in order, are `digests` (each stored with
+  // StoreChunkData in this session). `stats` (from those calls) is returned with chunk_count,
+  // size and seconds filled in. InvalidArgument for a bad/duplicate name, a bad chunk size,
+  // size 0, or a digest count other than ceil(size / chunk_size); IoError writing the index.
+  // Any error fails the writer.
+  Result<ArchiveResult> AddFixedIndexFromDigests(const std::string& archive, uint64_t size,
+                                                 std::span<const Digest> digests,
+                                                 const ArchiveUploadStats& stats,
+                                                 uint64_t chunk_size = kDefaultFixedChunkSize);
   // Writes a dynamic index `archive` (.didx) from `source`, chunked with PBS's buzhash at
   // `avg_chunk_size` (power of two, 64 KiB..4 MiB). An empty source gives an empty index.
   Result<ArchiveResult> AddDynamicIndex(const std::string& archive, ByteSource& source,
