@@ -12,6 +12,8 @@
 #include <sys/time.h>
 
 #include "api.h"
+#include "pbskit/formats/names.h"
+#include "pbskit/server/acl.h"
 
 namespace pbskit::server {
 
@@ -257,6 +259,123 @@ Result<std::string> HttpClient::RawExchange(const HttpClientOptions& options,
     if (ec) break;
   }
   return out;
+}
+
+std::vector<std::pair<std::string, std::string>> HttpClient::AuthHeaders() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!impl_->ticket.empty()) {
+    out.emplace_back("Cookie", "PBSAuthCookie=" + PercentEncode(impl_->ticket));
+    out.emplace_back("CSRFPreventionToken", impl_->csrf);
+  } else if (!impl_->token_header.empty()) {
+    out.emplace_back("Authorization", impl_->token_header);
+  }
+  return out;
+}
+
+const HttpClientOptions& HttpClient::options() const { return impl_->options; }
+
+namespace {
+
+bool IsHostName(std::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+  }
+  return h.front() != '-' && h.front() != '.';
+}
+
+bool IsIpv6(std::string_view h) {
+  if (h.size() < 2) return false;
+  for (char c : h) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+  }
+  return h.find(':') != std::string_view::npos;
+}
+
+}  // namespace
+
+Result<BackupRepository> BackupRepository::Parse(std::string_view text) {
+  auto fail = [&] {
+    return Status::InvalidArgument("unable to parse repository url '" + std::string(text) + "'");
+  };
+  BackupRepository r;
+  std::string_view rest = text;
+  // The host part never contains '@'; an auth id contains exactly one (user@realm[!token]).
+  auto at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view auth = rest.substr(0, at);
+    if (!Authid::Parse(auth).ok()) return fail();
+    r.auth_id = std::string(auth);
+    rest = rest.substr(at + 1);
+  }
+  std::string host, port, store;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+      return fail();
+    }
+    if (!IsIpv6(rest.substr(1, close - 1))) return fail();
+    host = std::string(rest.substr(0, close + 1));
+    rest = rest.substr(close + 2);
+    auto colon = rest.find(':');
+    if (colon != std::string_view::npos) {
+      port = std::string(rest.substr(0, colon));
+      rest = rest.substr(colon + 1);
+    }
+    store = std::string(rest);
+  } else {
+    std::vector<std::string> parts;
+    size_t pos = 0;
+    for (;;) {
+      auto colon = rest.find(':', pos);
+      parts.emplace_back(rest.substr(pos, colon == std::string_view::npos ? colon : colon - pos));
+      if (colon == std::string_view::npos) break;
+      pos = colon + 1;
+    }
+    if (parts.size() > 3) return fail();
+    if (parts.size() == 1 && at != std::string_view::npos) return fail();  // auth needs a host
+    if (parts.size() >= 2) {
+      if (!IsHostName(parts[0])) return fail();
+      host = parts[0];
+    }
+    if (parts.size() == 3) port = parts[1];
+    store = parts.back();
+  }
+  if (!host.empty()) r.host = host;
+  if (!port.empty()) {
+    if (port.size() > 5) return fail();
+    uint32_t n = 0;
+    for (char c : port) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return fail();
+      n = n * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (n == 0 || n > 65535) return fail();
+    r.port = static_cast<uint16_t>(n);
+  }
+  if (!CheckDatastoreName(store).ok()) return fail();
+  r.store = store;
+  return r;
+}
+
+std::string BackupRepository::ToString() const {
+  return auth_id + "@" + host + ":" + std::to_string(port) + ":" + store;
+}
+
+Result<std::unique_ptr<HttpClient>> ConnectRepository(const RepositoryConnectOptions& options) {
+  const BackupRepository& repo = options.repository;
+  HttpClientOptions o;
+  o.host = repo.host;
+  if (o.host.size() > 2 && o.host.front() == '[') o.host = o.host.substr(1, o.host.size() - 2);
+  o.port = repo.port;
+  o.fingerprint = options.fingerprint;
+  o.timeout_seconds = options.timeout_seconds;
+  PBSKIT_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client, HttpClient::Connect(o));
+  if (repo.is_token()) {
+    client->UseToken(repo.auth_id, options.secret);
+  } else {
+    PBSKIT_RETURN_IF_ERROR(client->Login(repo.auth_id, options.secret));
+  }
+  return client;
 }
 
 }  // namespace pbskit::server

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,37 @@ struct ClientResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   const std::string* Header(std::string_view name) const;
 };
+
+// A PBS repository as proxmox-backup-client spells it: [[AUTHID@]HOST[:PORT]:]STORE, e.g.
+// "root@pam!sync@pbs.example:8007:store1" or "backup@pbs@[::1]:store1". IPv6 hosts are
+// bracketed. Defaults: auth id root@pam, host localhost, port 8007.
+struct BackupRepository {
+  std::string auth_id = "root@pam";
+  std::string host = "localhost";
+  uint16_t port = 8007;
+  std::string store;
+
+  // InvalidArgument "unable to parse repository url '<text>'" when the text does not match
+  // PBS's repository pattern (auth id, host name / IPv4 / [IPv6], port 1..65535, SAFE_ID store).
+  static Result<BackupRepository> Parse(std::string_view text);
+  // Canonical form "<auth>@<host>:<port>:<store>".
+  std::string ToString() const;
+  bool is_token() const { return auth_id.find('!') != std::string::npos; }
+};
+
+// What a client needs to reach a repository: the pinned certificate fingerprint and the
+// secret (API token secret when the auth id is a token, else the password for ticket login).
+struct RepositoryConnectOptions {
+  BackupRepository repository;
+  std::string fingerprint;
+  std::string secret;
+  int timeout_seconds = 120;
+};
+
+class HttpClient;
+// Connects (fingerprint pinned) and authenticates: token header for token ids, else ticket
+// login (PermissionDenied with the server's text on failure). IoError for transport errors.
+Result<std::unique_ptr<HttpClient>> ConnectRepository(const RepositoryConnectOptions& options);
 
 class HttpClient {
  public:
@@ -66,6 +98,12 @@ class HttpClient {
 
   // Query string of `params` (arrays repeat the key), percent-encoded.
   static std::string EncodeQuery(const boost::json::object& params);
+
+  // The authentication headers a request of this client carries (ticket cookie plus CSRF
+  // token after Login, else the API token header; empty when unauthenticated). Used to
+  // authenticate protocol upgrades on a separate connection.
+  std::vector<std::pair<std::string, std::string>> AuthHeaders() const;
+  const HttpClientOptions& options() const;
 
   struct Impl;
 
