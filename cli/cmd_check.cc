@@ -107,7 +107,8 @@ int RunCheck(const CheckArgs& a, const pbskit::cli::GlobalOptions& g) {
   checker::CheckOptions opts;
   opts.root = a.root;
   opts.atime_probe = !a.no_atime_probe;
-  opts.query_remote_version = QueryRemoteVersion;
+  // Remotes are asked only from the live system; a host tree is an offline copy.
+  if (a.root.empty() || a.root == "/") opts.query_remote_version = QueryRemoteVersion;
   if (a.verify) opts.verify_sample_percent = a.sample;
   for (const auto& rv : a.remote_versions) {
     size_t eq = rv.find('=');

@@ -27,6 +27,21 @@ struct CheckContext {
   std::map<std::string, bool> config_present;
 
   explicit CheckContext(const CheckOptions& o) : options(o), host(o.root) {}
+  // Whether the host's commands can be run (live system, or options.run_command given).
+  bool CanRun() const { return host.live() || static_cast<bool>(options.run_command); }
+  // Runs a command through options.run_command, else on the live system (Host::Run).
+  Result<CommandOutput> Run(const std::vector<std::string>& argv) const {
+    return options.run_command ? options.run_command(argv) : host.Run(argv);
+  }
+  // Free space of host path `abs` through options.space, else Host::Space (Unsupported for a
+  // host tree).
+  Result<FsSpace> Space(const std::string& abs) const {
+    return options.space ? options.space(abs) : host.Space(abs);
+  }
+  // Whether datastores get the real atime probe (live system or options.probe_atime given).
+  bool ProbesAtime() const {
+    return options.atime_probe && (host.live() || static_cast<bool>(options.probe_atime));
+  }
   // Loads a section-config file once. Returns the parsed config (possibly partial).
   const SectionConfig& Config(const std::string& name);
 };

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <algorithm>
@@ -46,6 +47,8 @@ std::string HumanBytes(uint64_t b) {
     v /= 1024;
     ++u;
   }
+  // Rounded down, so an amount just below a threshold never prints as the threshold itself.
+  v = std::floor(v * 100) / 100;
   char buf[32];
   std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", v, units[u]);
   return buf;
@@ -156,7 +159,8 @@ void CheckMaintenance(CheckContext& ctx, const Store& s) {
 
 void ProbeAtime(CheckContext& ctx, const Store& s) {
   const std::string check = "datastore-atime";
-  auto honoured = ProbeAtimeUpdates(s.path);
+  const std::string dir = ctx.host.Local(s.path);
+  auto honoured = ctx.options.probe_atime ? ctx.options.probe_atime(dir) : ProbeAtimeUpdates(dir);
   if (!honoured.ok()) {
     if (honoured.status().code() == Code::kUnsupported) {
       ctx.report.Skip(check, "datastore '" + s.name + "': atime probe not possible (" +
@@ -269,7 +273,9 @@ void CheckFilesystem(CheckContext& ctx, const Store& s,
                "noatime does not suppress,\n      but " +
                    std::string(safety_check ? "the GC atime safety check verifies it"
                                             : "the GC atime safety check is disabled") +
-                   (ctx.host.live() ? "" : "; the atime probe runs only on the live system"));
+                   (ctx.host.live() || ctx.options.probe_atime
+                        ? ""
+                        : "; the atime probe runs only on the live system"));
   } else {
     ctx.report.Pass(check, "datastore '" + s.name + "' is on a " + where);
   }
@@ -280,8 +286,15 @@ void CheckFilesystem(CheckContext& ctx, const Store& s,
 }
 
 void CheckFreeSpace(CheckContext& ctx, const Store& s) {
-  auto space = ctx.host.Space(s.path);
-  if (!space.ok()) return;
+  auto space = ctx.Space(s.path);
+  if (!space.ok()) {
+    // A host tree has no free space to measure; the line for '/' already said so.
+    if (space.status().code() != Code::kUnsupported) {
+      ctx.report.Skip("free-space", "datastore '" + s.name + "': free space unknown: " +
+                                        space.status().message());
+    }
+    return;
+  }
   uint64_t pct = space->total ? space->available * 100 / space->total : 0;
   std::string text = HumanBytes(space->available) + " of " + HumanBytes(space->total) +
                      " free (" + std::to_string(pct) + "%)";
@@ -399,7 +412,7 @@ void CheckSyncJobs(CheckContext& ctx) {
     auto given = ctx.options.remote_versions.find(*remote_name);
     if (given != ctx.options.remote_versions.end()) {
       version = given->second;
-    } else if (ctx.options.query_remote_version && ctx.host.live()) {
+    } else if (ctx.options.query_remote_version) {
       auto r = ctx.options.query_remote_version(*remote);
       if (!r.ok()) {
         ctx.report.Warn(check, who + ": unable to query the remote's version: " +
@@ -510,7 +523,7 @@ Status CheckDatastores(CheckContext& ctx) {
     ctx.report.Skip("running-tasks", "running tasks unknown: " + active + " not found");
   }
   // E7: free space on /.
-  if (auto root = ctx.host.Space("/"); root.ok()) {
+  if (auto root = ctx.Space("/"); root.ok()) {
     std::string text = HumanBytes(root->available) + " free on '/'";
     if (root->available < ctx.options.min_free_root) {
       ctx.report.Warn("free-space", "only " + text + ", the upgrade needs at least " +
@@ -518,9 +531,11 @@ Status CheckDatastores(CheckContext& ctx) {
     } else {
       ctx.report.Pass("free-space", text);
     }
-  } else {
+  } else if (root.status().code() == Code::kUnsupported) {
     ctx.report.Skip("free-space", "free space of '/' and the datastores is not measured for a "
                                   "host tree");
+  } else {
+    ctx.report.Skip("free-space", "free space of '/' unknown: " + root.status().message());
   }
 
   std::vector<Store> stores = LoadStores(ctx);
@@ -535,8 +550,8 @@ Status CheckDatastores(CheckContext& ctx) {
     if (s.maintenance == "delete") continue;  // half-removed on purpose
     if (!CheckExists(ctx, s)) continue;
     CheckFilesystem(ctx, s, mounts);
-    if (ctx.host.live() && ctx.options.atime_probe) ProbeAtime(ctx, s);
-    if (ctx.host.live()) CheckFreeSpace(ctx, s);
+    if (ctx.ProbesAtime()) ProbeAtime(ctx, s);
+    CheckFreeSpace(ctx, s);
     if (ctx.options.verify_sample_percent > 0) VerifyDatastore(ctx, s);
   }
   CheckNested(ctx, stores);

@@ -27,12 +27,12 @@ enum class UnitState { kActive, kInactive, kFailed, kOther, kUnknown };
 
 constexpr char kUnitDir[] = "/run/systemd/units";
 
-// `systemctl is-active <unit>` on the live system; for a tree, systemd's runtime record
+// `systemctl is-active <unit>` where commands run; for a tree, systemd's runtime record
 // /run/systemd/units/invocation:<unit> (present while the unit runs). kUnknown when neither
 // source exists.
 UnitState ActiveState(CheckContext& ctx, const std::string& unit) {
-  if (ctx.host.live()) {
-    auto r = ctx.host.Run({"systemctl", "is-active", unit});
+  if (ctx.CanRun()) {
+    auto r = ctx.Run({"systemctl", "is-active", unit});
     if (!r.ok()) return UnitState::kUnknown;
     if (r->out == "active\n") return UnitState::kActive;
     if (r->out == "inactive\n") return UnitState::kInactive;
@@ -45,7 +45,7 @@ UnitState ActiveState(CheckContext& ctx, const std::string& unit) {
 }
 
 std::string UnitUnknownReason(const CheckContext& ctx) {
-  return ctx.host.live() ? "'systemctl' could not be executed"
+  return ctx.CanRun() ? "'systemctl' could not be executed"
                          : std::string(kUnitDir) + " not found in the host tree";
 }
 
@@ -260,8 +260,8 @@ Status CheckAptRepos(CheckContext& ctx) {
 // grub2/force_efi_extra_removable from debconf: `debconf-show` live, config.dat for a tree.
 // Returns nullopt when unknown.
 std::optional<bool> ForceEfiExtraRemovable(CheckContext& ctx, std::string* why) {
-  if (ctx.host.live()) {
-    auto r = ctx.host.Run({"debconf-show", "--db", "configdb", "grub-efi-amd64", "grub-pc"});
+  if (ctx.CanRun()) {
+    auto r = ctx.Run({"debconf-show", "--db", "configdb", "grub-efi-amd64", "grub-pc"});
     if (!r.ok()) {
       *why = r.status().message();
       return std::nullopt;
@@ -300,13 +300,13 @@ void CheckBootloader(CheckContext& ctx) {
   bool ok = true;
   if (ctx.host.IsFile("/etc/kernel/proxmox-boot-uuids")) {
     if (!ctx.upgraded) {
-      if (!ctx.host.live()) {
+      if (!ctx.CanRun()) {
         ctx.report.Skip("bootloader",
                         "'proxmox-boot-tool status' cannot run for a host tree; ESPs are listed "
                         "in /etc/kernel/proxmox-boot-uuids");
         return;
       }
-      auto r = ctx.host.Run({"proxmox-boot-tool", "status"});
+      auto r = ctx.Run({"proxmox-boot-tool", "status"});
       if (!r.ok()) {
         ctx.report.Skip("bootloader", "failed to retrieve proxmox-boot-tool status - " +
                                           r.status().message());
@@ -355,9 +355,9 @@ void CheckBootloader(CheckContext& ctx) {
 
 void CheckDkms(CheckContext& ctx) {
   size_t modules = 0;
-  if (ctx.host.live()) {
+  if (ctx.CanRun()) {
     // pbs3to4 passes uname's output with its trailing newline; pass the plain release.
-    auto r = ctx.host.Run({"dkms", "status", "-k", ctx.kernel_release});
+    auto r = ctx.Run({"dkms", "status", "-k", ctx.kernel_release});
     if (!r.ok()) {
       ctx.report.Skip("dkms", "could not get dkms status");
       return;

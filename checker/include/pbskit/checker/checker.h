@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "pbskit/checker/host.h"
 #include "pbskit/checker/report.h"
 #include "pbskit/formats/section_config.h"
 #include "pbskit/formats/status.h"
@@ -26,13 +27,30 @@ struct UpgradeTarget {
 // jobs. May be empty: then only versions given in CheckOptions::remote_versions are known.
 using RemoteVersionQuery = std::function<Result<std::string>(const SectionConfigEntry& remote)>;
 
+// Runs a command on the checked host (`systemctl is-active`, `dkms status`, `proxmox-boot-tool
+// status`, `debconf-show`) and returns its stdout; NotFound when it cannot be executed.
+using CommandRunner = std::function<Result<CommandOutput>(const std::vector<std::string>& argv)>;
+// Free space of the file system holding host path `abs` (statvfs).
+using SpaceQuery = std::function<Result<FsSpace>(const std::string& abs)>;
+// The atime probe of a datastore directory (a local path); see ProbeAtimeUpdates.
+using AtimeProbe = std::function<Result<bool>(const std::string& dir)>;
+
 struct CheckOptions {
   // Host tree root; "" or "/" checks the live system.
   std::string root;
   UpgradeTarget target;
   // Remote name -> version, e.g. from `--remote-version offsite=3.2.4`; wins over the query.
   std::map<std::string, std::string> remote_versions;
+  // Asked for every sync job's remote without a version in remote_versions (the CLI sets it on
+  // the live system only). Unset: such jobs are a SKIP.
   RemoteVersionQuery query_remote_version;
+  // The host's commands. Unset: the live system runs them (Host::Run); a host tree runs none
+  // and reads the files those commands consult instead.
+  CommandRunner run_command;
+  // Free space. Unset: statvfs on the live system; a host tree reports SKIP.
+  SpaceQuery space;
+  // Unset: ProbeAtimeUpdates on the live system; a host tree is not probed.
+  AtimeProbe probe_atime;
   // Live system only: probe atime updates in every datastore with a temporary file.
   bool atime_probe = true;
   // > 0: verify this percentage of each datastore's finished snapshots (100 = all) with the
