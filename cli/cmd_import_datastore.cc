@@ -1,6 +1,10 @@
 // `pbskit import datastore SRC --store DST [--ns NS] [--link|--copy] [--no-verify]`: copies every
 // namespace, group and snapshot of a datastore written by any PBS version into DST.
+#include <signal.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -105,6 +109,17 @@ int RunImportDatastore(const GlobalOptions& g, const ImportDatastoreArgs& a) {
     };
   }
 
+  // Crash tests: PBSKIT_FAULT_IMPORT="<point>:<n>" kills this process (SIGKILL) at the nth
+  // time the import passes <point> (see DatastoreImportOptions::fault_point).
+  if (const char* fault = std::getenv("PBSKIT_FAULT_IMPORT"); fault && *fault) {
+    std::string spec(fault);
+    auto colon = spec.rfind(':');
+    std::string point = spec.substr(0, colon);
+    long n = colon == std::string::npos ? 1 : std::atol(spec.c_str() + colon + 1);
+    o.fault_point = [point, n, seen = 0L](std::string_view at) mutable {
+      if (at == point && ++seen == n) ::kill(::getpid(), SIGKILL);
+    };
+  }
   auto r = ImportDatastore(source->store, dest->store, o);
   if (tty) std::fprintf(stderr, "\r\033[K");
   Status result = r.ok() ? Status::OK() : r.status();

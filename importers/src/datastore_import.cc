@@ -121,6 +121,9 @@ class Importer {
     ++r_.snapshots_failed;
     return Status::OK();
   }
+  void Fault(std::string_view point) {
+    if (o_.fault_point) o_.fault_point(point);
+  }
   void Progress(const std::string& current) {
     if (!o_.progress) return;
     DatastoreImportProgress p;
@@ -157,7 +160,10 @@ Status Importer::EnsureNamespace(const BackupNamespace& ns) {
 
 Status Importer::Enumerate(std::vector<SourceGroup>* groups) {
   auto namespaces = src_->ListNamespaces(BackupNamespace(), true);
-  if (!namespaces.ok()) return namespaces.status().WithContext("listing source namespaces");
+  if (!namespaces.ok()) {
+    // A name PBS cannot list is damage in the source, not a usage error.
+    return Status::Corruption("listing source namespaces: " + namespaces.status().message());
+  }
   for (const auto& ns : *namespaces) {
     ++r_.namespaces;
     auto dst_ns = Join(o_.ns, ns);
@@ -418,6 +424,7 @@ Status Importer::ImportSnapshot(const SourceSnapshot& s) {
     return discard(why);
   }
   if (!moved.error.ok()) return discard(moved.error.message());
+  Fault("chunks-stored");
 
   if (s.info.is_protected) {
     if (Status w = WriteNew(dfs, JoinPath(tmp_dir, kProtectedMarker), {}, level); !w.ok()) {
@@ -439,6 +446,7 @@ Status Importer::ImportSnapshot(const SourceSnapshot& s) {
     ScopedFd guard(dfs, fd);
     PBSKIT_RETURN_IF_ERROR(dfs->SyncFs(fd));
   }
+  Fault("manifest-written");
   if (Status rn = dfs->Rename(tmp_dir, final_dir); !rn.ok()) {
     (void)RemoveTree(dfs, tmp_dir);
     return Fail(label, rn.message());
@@ -446,6 +454,7 @@ Status Importer::ImportSnapshot(const SourceSnapshot& s) {
   if (level != SyncLevel::kNone) {
     PBSKIT_RETURN_IF_ERROR(dfs->FsyncDir(dst_->GroupPath(s.dst_ns, dir.group)));
   }
+  Fault("renamed");
   r_.file_bytes += written;
   ++r_.snapshots_imported;
   return Status::OK();

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "pxar_backup_internal.h"
+
 namespace pbskit::importers {
 
 namespace {
@@ -162,18 +164,21 @@ void PxarSnapshotSink::SuggestPayloadBoundary(uint64_t payload_offset) {
 
 Result<PxarBackupResult> BackupDirectory(SnapshotWriter* writer, const std::string& source_dir,
                                          const PxarBackupOptions& options) {
-  if (options.mode == ChangeDetectionMode::kMetadata)
-    return Status::Unsupported("change detection mode 'metadata' is not supported yet");
   const bool split = options.mode != ChangeDetectionMode::kLegacy;
   PxarBackupResult result;
   PxarCatalog catalog;
   PBSKIT_ASSIGN_OR_RETURN(auto sink,
                           PxarSnapshotSink::Open(writer, options.archive_name, split,
                                                  split ? nullptr : &catalog, options.chunk_size));
-  PxarCreateOptions create = options.create;
-  create.observer = sink.get();
-  PBSKIT_ASSIGN_OR_RETURN(result.create,
-                          CreatePxarArchive(source_dir, sink->archive(), sink->payload(), create));
+  if (options.mode == ChangeDetectionMode::kMetadata) {
+    PBSKIT_RETURN_IF_ERROR(
+        BackupDirectoryMetadataMode(writer, sink.get(), source_dir, options, &result));
+  } else {
+    PxarCreateOptions create = options.create;
+    create.observer = sink.get();
+    PBSKIT_ASSIGN_OR_RETURN(result.create, CreatePxarArchive(source_dir, sink->archive(),
+                                                             sink->payload(), create));
+  }
   PBSKIT_ASSIGN_OR_RETURN(PxarArchiveResults archives, sink->Close());
   result.archives = std::move(archives.archives);
   if (!split) {

@@ -2,9 +2,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
-#include <set>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "pbskit/datastore/fs.h"
 #include "pbskit/formats/crypto.h"
@@ -30,6 +34,8 @@ struct DeviceState {
   std::vector<Digest> digests;
   std::vector<bool> done;
   std::map<uint64_t, Assembly> open;
+  ArchiveUploadStats stats;  // updated by the writer under its lock
+  uint64_t zero_reused = 0;  // holes after the first one (reader thread only)
 
   uint64_t chunk_count() const { return (dev.size + kChunkSize - 1) / kChunkSize; }
   uint64_t chunk_len(uint64_t i) const { return std::min(kChunkSize, dev.size - i * kChunkSize); }
@@ -39,14 +45,18 @@ struct DeviceState {
   }
 };
 
-struct DigestLess {
-  bool operator()(const Digest& a, const Digest& b) const { return a < b; }
-};
-
+// Assembles 4 MiB chunks from the clusters of every device as they arrive (VMA extents
+// interleave devices and clusters), and stores each finished chunk through the snapshot
+// writer on `threads` upload threads behind a bounded queue, so memory stays a few chunks
+// whatever the image size. All-zero chunks (holes) share one stored chunk and are not
+// digested again.
 class Importer {
  public:
-  Importer(std::shared_ptr<DataStore> store, VzdumpImportResult* result)
-      : store_(std::move(store)), result_(result) {}
+  Importer(SnapshotWriter* writer, VzdumpImportResult* result, size_t threads)
+      : writer_(writer), result_(result) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Importer() { Shutdown(); }
 
   void AddDevice(const VmaDevice& d) {
     DeviceState s;
@@ -83,106 +93,120 @@ class Importer {
     return Status::OK();
   }
 
-  // Sequential view of one device's image, read back from the stored chunks.
-  class Readback : public ByteSource {
-   public:
-    Readback(Importer* imp, const DeviceState* s) : imp_(imp), s_(s) {}
-    Result<size_t> Read(std::span<uint8_t> out) override {
-      size_t got = 0;
-      while (got < out.size()) {
-        if (pos_ == cur_.size()) {
-          if (next_ == s_->chunk_count()) break;
-          PBSKIT_RETURN_IF_ERROR(imp_->LoadChunk(*s_, next_++, &cur_));
-          pos_ = 0;
-        }
-        size_t n = std::min(out.size() - got, cur_.size() - pos_);
-        std::memcpy(out.data() + got, cur_.data() + pos_, n);
-        got += n;
-        pos_ += n;
-      }
-      return got;
+  // Waits until every queued chunk is stored; the first upload error, if any.
+  Status Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return (queue_.empty() && running_ == 0) || !error_.ok(); });
+    return error_;
+  }
+
+  // Stops the upload threads (queued chunks are dropped). Idempotent.
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      queue_.clear();
     }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
 
-   private:
-    Importer* imp_;
-    const DeviceState* s_;
-    uint64_t next_ = 0;
-    std::vector<uint8_t> cur_;
-    size_t pos_ = 0;
-  };
-
-  std::map<uint8_t, DeviceState>& devices() { return devices_; }
+  // Writes the fixed index of every device (after Drain) and sums the chunk counts.
+  Status WriteIndexes() {
+    for (auto& [id, s] : devices_) {
+      if (s.skip) continue;
+      s.stats.reused_size += s.zero_reused * kChunkSize;
+      PBSKIT_ASSIGN_OR_RETURN(auto ar, writer_->AddFixedIndexFromDigests(
+                                           s.dev.name + ".img.fidx", s.dev.size, s.digests,
+                                           s.stats));
+      result_->chunks_new += ar.stats.new_chunks;
+      result_->chunks_reused += ar.stats.chunk_count - ar.stats.new_chunks;
+      result_->stored_bytes += ar.stats.compressed_size;
+      result_->archives.push_back(ar.info.filename);
+    }
+    return Status::OK();
+  }
 
  private:
+  struct Job {
+    DeviceState* s;
+    uint64_t idx;
+    std::vector<uint8_t> buf;
+  };
+
   Status Close(DeviceState& s, uint64_t idx) {
     auto it = s.open.find(idx);
     std::vector<uint8_t> buf;
-    if (it != s.open.end()) buf = std::move(it->second.buf);
-    if (it != s.open.end()) s.open.erase(it);
-    const uint64_t len = s.chunk_len(idx);
-    if (buf.empty() && len == kChunkSize) {
-      PBSKIT_RETURN_IF_ERROR(Store(ZeroChunk(), &s.digests[idx]));
-    } else {
-      if (buf.empty()) buf.assign(len, 0);
-      PBSKIT_RETURN_IF_ERROR(Store(buf, &s.digests[idx]));
+    if (it != s.open.end()) {
+      buf = std::move(it->second.buf);
+      s.open.erase(it);
     }
     s.done[idx] = true;
+    const uint64_t len = s.chunk_len(idx);
+    if (buf.empty() && len == kChunkSize) {
+      if (!zero_digest_) {
+        std::vector<uint8_t> zero(kChunkSize, 0);
+        auto d = writer_->StoreChunkData(zero, &s.stats);
+        if (!d.ok()) return d.status();
+        zero_digest_ = *d;
+      } else {
+        s.zero_reused += 1;
+      }
+      s.digests[idx] = *zero_digest_;
+      return Status::OK();
+    }
+    if (buf.empty()) buf.assign(len, 0);
+    std::unique_lock<std::mutex> lock(mu_);
+    not_full_.wait(lock, [this] { return queue_.size() < kQueueCapacity || !error_.ok() || stop_; });
+    if (!error_.ok()) return error_;
+    if (stop_) return Status::Aborted("import stopped");
+    queue_.push_back(Job{&s, idx, std::move(buf)});
+    not_empty_.notify_one();
     return Status::OK();
   }
 
-  std::span<const uint8_t> ZeroChunk() {
-    if (zero_.empty()) zero_.assign(kChunkSize, 0);
-    return zero_;
+  void Loop() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        not_empty_.wait(lock, [this] { return !queue_.empty() || stop_; });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+      }
+      not_full_.notify_one();
+      // Each job writes its own digest slot; the stats are updated under the writer's lock.
+      auto d = writer_->StoreChunkData(job.buf, &job.s->stats);
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+      if (d.ok()) {
+        job.s->digests[job.idx] = *d;
+      } else if (error_.ok()) {
+        error_ = d.status().WithContext(job.s->dev.name + " chunk " + std::to_string(job.idx));
+        not_full_.notify_all();
+      }
+      idle_.notify_all();
+    }
   }
 
-  Status Store(std::span<const uint8_t> data, Digest* digest) {
-    *digest = data.size() == kChunkSize && data.data() == zero_.data()
-                  ? *DigestFromHex(kZeroChunkDigestHex)
-                  : Sha256(data);
-    if (seen_.count(*digest)) {
-      ++result_->chunks_reused;
-      return Status::OK();
-    }
-    seen_.insert(*digest);
-    ChunkStore& cs = store_->chunk_store();
-    PBSKIT_ASSIGN_OR_RETURN(bool present, cs.CondTouchChunk(*digest));
-    if (present) {
-      ++result_->chunks_reused;
-      return Status::OK();
-    }
-    PBSKIT_ASSIGN_OR_RETURN(DataBlob blob, DataBlob::Encode(data, nullptr, true));
-    PBSKIT_ASSIGN_OR_RETURN(auto ins, cs.InsertChunk(*digest, blob.raw()));
-    if (ins.existed) {
-      ++result_->chunks_reused;
-    } else {
-      ++result_->chunks_new;
-      result_->stored_bytes += blob.size();
-    }
-    return Status::OK();
-  }
+  static constexpr size_t kQueueCapacity = 4;
 
-  Status LoadChunk(const DeviceState& s, uint64_t i, std::vector<uint8_t>* out) {
-    const uint64_t len = s.chunk_len(i);
-    if (len == kChunkSize && s.digests[i] == *DigestFromHex(kZeroChunkDigestHex)) {
-      out->assign(len, 0);
-      return Status::OK();
-    }
-    PBSKIT_RETURN_IF_ERROR(store_->chunk_store().LoadChunkInto(s.digests[i], &raw_));
-    PBSKIT_RETURN_IF_ERROR(CheckBlobHeader(raw_, true));
-    PBSKIT_RETURN_IF_ERROR(DecodeBlob(raw_, nullptr, out));
-    if (out->size() != len)
-      return Status::Corruption("chunk " + ToHex(s.digests[i]) + " has " +
-                                std::to_string(out->size()) + " bytes, expected " +
-                                std::to_string(len));
-    return Status::OK();
-  }
-
-  std::shared_ptr<DataStore> store_;
+  SnapshotWriter* writer_;
   VzdumpImportResult* result_;
   std::map<uint8_t, DeviceState> devices_;
-  std::set<Digest, DigestLess> seen_;
-  std::vector<uint8_t> zero_;
-  std::vector<uint8_t> raw_;
+  std::optional<Digest> zero_digest_;
+
+  std::mutex mu_;
+  std::condition_variable not_full_, not_empty_, idle_;
+  std::deque<Job> queue_;
+  size_t running_ = 0;
+  bool stop_ = false;
+  Status error_;
+  std::vector<std::thread> threads_;
 };
 
 std::string ArchiveForConfig(const std::string& name) {
@@ -245,7 +269,7 @@ Result<VzdumpImportResult> ImportVzdump(std::shared_ptr<DataStore> store, const 
     result.archives.push_back(ar.info.filename);
   }
 
-  Importer imp(store, &result);
+  Importer imp(writer.get(), &result, 2);
   for (const auto& d : header->devices) {
     imp.AddDevice(d);
     if (d.name != "vmstate") result.image_bytes += d.size;
@@ -295,12 +319,9 @@ Result<VzdumpImportResult> ImportVzdump(std::shared_ptr<DataStore> store, const 
   }
   if (options.progress) options.progress(result.file_bytes, file_size);
 
-  for (auto& [id, s] : imp.devices()) {
-    if (s.skip) continue;
-    Importer::Readback rb(&imp, &s);
-    PBSKIT_ASSIGN_OR_RETURN(auto ar, writer->AddFixedIndex(s.dev.name + ".img.fidx", rb));
-    result.archives.push_back(ar.info.filename);
-  }
+  PBSKIT_RETURN_IF_ERROR(imp.Drain());
+  imp.Shutdown();
+  PBSKIT_RETURN_IF_ERROR(imp.WriteIndexes());
   if (result.archives.empty())
     return Status::InvalidArgument("'" + base + "' holds neither a VM config nor a disk");
   PBSKIT_RETURN_IF_ERROR(writer->Finish().status());

@@ -329,9 +329,14 @@ Status Reader::Member(archive* a, archive_entry* e) {
   if (!root_seen_ && (path == "etc/vzdump/pct.conf" || path == "etc/vzdump/pct.fw")) {
     std::string text;
     PBSKIT_RETURN_IF_ERROR(ReadConfig(a, path, &text));
-    if (path == "etc/vzdump/pct.conf") d_->pct_conf = std::move(text);
-    else if (!text.empty()) d_->pct_fw = std::move(text);
-    else d_->pct_fw.reset();
+    // vzdump packs pct.fw only when the container has a firewall file, and then PVE's PBS
+    // backup uploads fw.conf.blob, even for an empty file.
+    if (path == "etc/vzdump/pct.conf") {
+      d_->pct_conf = std::move(text);
+      if (archive_entry_mtime_is_set(e)) d_->stats.config_mtime = archive_entry_mtime(e);
+    } else {
+      d_->pct_fw = std::move(text);
+    }
     return Status::OK();
   }
   if (path == ".pxarexclude-cli") {  // proxmox-backup-client skips it in the root as well
@@ -616,47 +621,6 @@ Status Reader::Run(const std::string& path) {
   return Finalize();
 }
 
-std::string LxcTarArchive::Impl::PathOf(uint32_t i) const {
-  std::string out;
-  while (i != 0 && i != kLxcNone) {
-    out = out.empty() ? nodes[i].name : nodes[i].name + "/" + out;
-    i = nodes[i].parent;
-  }
-  return out;
-}
-
-std::optional<uint32_t> LxcAclQualifier(const std::string& name, bool group) {
-  if (!name.empty() && name.size() <= 10 &&
-      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    uint64_t v = std::strtoull(name.c_str(), nullptr, 10);
-    if (v <= 0xffffffffULL) return static_cast<uint32_t>(v);
-    return std::nullopt;
-  }
-  // Debian base-passwd (the fixed ids every Debian/PVE host has).
-  static const std::pair<const char*, uint32_t> kUsers[] = {
-      {"root", 0},  {"daemon", 1}, {"bin", 2},    {"sys", 3},       {"sync", 4},
-      {"games", 5}, {"man", 6},    {"lp", 7},     {"mail", 8},      {"news", 9},
-      {"uucp", 10}, {"proxy", 13}, {"www-data", 33}, {"backup", 34}, {"list", 38},
-      {"irc", 39},  {"gnats", 41}, {"_apt", 42},  {"nobody", 65534}};
-  static const std::pair<const char*, uint32_t> kGroups[] = {
-      {"root", 0},     {"daemon", 1},  {"bin", 2},      {"sys", 3},      {"adm", 4},
-      {"tty", 5},      {"disk", 6},    {"lp", 7},       {"mail", 8},     {"news", 9},
-      {"uucp", 10},    {"man", 12},    {"proxy", 13},   {"kmem", 15},    {"dialout", 20},
-      {"fax", 21},     {"voice", 22},  {"cdrom", 24},   {"floppy", 25},  {"tape", 26},
-      {"sudo", 27},    {"audio", 29},  {"dip", 30},     {"www-data", 33}, {"backup", 34},
-      {"operator", 37}, {"list", 38},  {"irc", 39},     {"src", 40},     {"gnats", 41},
-      {"shadow", 42},  {"utmp", 43},   {"video", 44},   {"sasl", 45},    {"plugdev", 46},
-      {"staff", 50},   {"games", 60},  {"users", 100},  {"nogroup", 65534}};
-  if (group) {
-    for (const auto& [n, id] : kGroups)
-      if (name == n) return id;
-  } else {
-    for (const auto& [n, id] : kUsers)
-      if (name == n) return id;
-  }
-  return std::nullopt;
-}
-
 Result<std::unique_ptr<LxcTarArchive>> LxcTarArchive::Read(const std::string& path,
                                                            const LxcTarOptions& options) {
   auto impl = std::make_unique<Impl>();
@@ -668,13 +632,5 @@ Result<std::unique_ptr<LxcTarArchive>> LxcTarArchive::Read(const std::string& pa
   PBSKIT_RETURN_IF_ERROR(reader.Run(path));
   return out;
 }
-
-LxcTarArchive::LxcTarArchive(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-LxcTarArchive::~LxcTarArchive() {
-  if (impl_ && impl_->spool_fd >= 0) close(impl_->spool_fd);
-}
-const std::string& LxcTarArchive::pct_conf() const { return impl_->pct_conf; }
-const std::optional<std::string>& LxcTarArchive::pct_fw() const { return impl_->pct_fw; }
-const LxcTarStats& LxcTarArchive::stats() const { return impl_->stats; }
 
 }  // namespace pbskit

@@ -87,7 +87,9 @@ class Upgrader {
     if (o_.log) o_.log->Info("note: " + text);
   }
   Status CheckSkeletonEntry(const std::string& rel, mode_t want, bool dir);
+  // Read-only pass over the prefix directories (refuses an S3 cache before anything changes).
   Status ScanChunkStore();
+  Status FixChunkStore();
   Status CheckGcStatus();
   Status WalkNamespace(const std::string& rel, int depth);
   Status CheckGroup(const std::string& rel);
@@ -98,6 +100,8 @@ class Upgrader {
   Filesystem* fs_;
   std::optional<std::pair<uid_t, gid_t>> backup_;
   DatastoreUpgradeResult r_;
+  std::vector<int> missing, wrong_mode, wrong_owner;  // prefix numbers found by the scan
+  std::vector<std::string> temps;                     // chunk temp files found by the scan
 };
 
 Status Upgrader::CheckSkeletonEntry(const std::string& rel, mode_t want, bool dir) {
@@ -136,8 +140,6 @@ Status Upgrader::CheckSkeletonEntry(const std::string& rel, mode_t want, bool di
 
 Status Upgrader::ScanChunkStore() {
   const std::string chunks = Abs(".chunks");
-  std::vector<int> missing, wrong_mode, wrong_owner;
-  std::vector<std::string> temps;
   std::vector<DirEntry> entries;
   for (int i = 0; i < 0x10000; ++i) {
     const std::string dir = JoinPath(chunks, fmt::format("{:04x}", i));
@@ -170,6 +172,11 @@ Status Upgrader::ScanChunkStore() {
       }
     }
   }
+  return Status::OK();
+}
+
+Status Upgrader::FixChunkStore() {
+  const std::string chunks = Abs(".chunks");
   for (const auto& r : Ranges(missing)) {
     int a = std::stoi(r.substr(0, 4), nullptr, 16);
     int b = r.size() > 4 ? std::stoi(r.substr(6), nullptr, 16) : a;
@@ -214,8 +221,11 @@ Status Upgrader::ScanChunkStore() {
     }));
   }
   for (const auto& t : temps) {
-    PBSKIT_RETURN_IF_ERROR(
-        Change(t, "remove leftover chunk temp file", [&] { return fs_->Unlink(Abs(t)); }));
+    // Found before the lock was taken: a writer may have finished (renamed it) meanwhile.
+    PBSKIT_RETURN_IF_ERROR(Change(t, "remove leftover chunk temp file", [&] {
+      Status s = fs_->Unlink(Abs(t));
+      return s.IsNotFound() ? Status::OK() : s;
+    }));
   }
   return Status::OK();
 }
@@ -398,6 +408,7 @@ Result<DatastoreUpgradeResult> Upgrader::Run() {
   if (!st.ok() || !S_ISDIR(st->st_mode)) {
     return Status::NotFound("'" + base_ + "' is not a datastore (no .chunks directory)");
   }
+  PBSKIT_RETURN_IF_ERROR(ScanChunkStore());
   // The lock file comes first: the exclusive lock below lives on it.
   PBSKIT_RETURN_IF_ERROR(CheckSkeletonEntry(".lock", 0644, false));
   std::unique_ptr<ChunkStore> store;
@@ -415,7 +426,7 @@ Result<DatastoreUpgradeResult> Upgrader::Run() {
   }
   PBSKIT_RETURN_IF_ERROR(CheckSkeletonEntry(".", 0755, true));
   PBSKIT_RETURN_IF_ERROR(CheckSkeletonEntry(".chunks", 0750, true));
-  PBSKIT_RETURN_IF_ERROR(ScanChunkStore());
+  PBSKIT_RETURN_IF_ERROR(FixChunkStore());
   PBSKIT_RETURN_IF_ERROR(CheckGcStatus());
   PBSKIT_RETURN_IF_ERROR(WalkNamespace(".", 0));
   if (!o_.dry_run && !r_.changes.empty()) {

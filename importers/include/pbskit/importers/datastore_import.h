@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pbskit/datastore/datastore.h"
@@ -70,6 +71,12 @@ struct DatastoreImportOptions {
   // Called after each snapshot and now and then while chunks are moved; any thread, one call
   // at a time.
   std::function<void(const DatastoreImportProgress&)> progress;
+  // Crash-test hook, called on the importing thread at the points where a crash matters:
+  // "chunks-stored" (a snapshot's chunks are in place, its directory still hidden),
+  // "manifest-written" (everything written, not yet renamed) and "renamed" (snapshot visible).
+  // The CLI arms it from env PBSKIT_FAULT_IMPORT="<point>:<n>" to SIGKILL itself at the nth
+  // call, so tests exercise a real kill -9.
+  std::function<void(std::string_view point)> fault_point;
 };
 
 struct DatastoreImportResult {

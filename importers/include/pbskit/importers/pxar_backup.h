@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -128,6 +129,9 @@ struct PxarBackupOptions {
   ChangeDetectionMode mode = ChangeDetectionMode::kLegacy;
   size_t chunk_size = 4 * 1024 * 1024;
   PxarCreateOptions create;  // features, entries_max, warn (observer is replaced)
+  // Progress lines in proxmox-backup-client's words (metadata mode: which reference is used,
+  // the change detection summary). May be null.
+  std::function<void(const std::string&)> info;
 };
 
 struct PxarBackupResult {
@@ -144,8 +148,17 @@ struct PxarBackupResult {
 
 // Backs up `source_dir` into the open `writer` (archives and, in legacy mode, the catalog;
 // the caller calls Finish). Errors: CreatePxarArchive's errors (with the path), writer errors;
-// on error the writer is no longer usable. In metadata mode with no usable previous snapshot
-// (none, different crypt mode, no split archive) it behaves like data mode, as PBS does.
+// on error the writer is no longer usable.
+//
+// Metadata mode follows proxmox-backup-client: the reference is the writer's previous snapshot
+// when its manifest holds <base>.mpxar.didx and <base>.ppxar.didx in the same crypt mode
+// (otherwise the backup runs like data mode). A regular file whose metadata (pxar ENTRY,
+// xattrs, ACLs, ...) and size equal the previous archive's entry at the same path keeps its
+// old payload: runs of such files with contiguous payload in the previous .ppxar are
+// collected (with the entries between them, up to 512 cached entries), and the previous
+// chunks covering the run are appended to the new .ppxar unless the bytes of those chunks
+// outside the run exceed 10 % (then the files are re-read). The last chunk of a run is held
+// back so that a following run starting in it shares it.
 Result<PxarBackupResult> BackupDirectory(SnapshotWriter* writer, const std::string& source_dir,
                                          const PxarBackupOptions& options);
 

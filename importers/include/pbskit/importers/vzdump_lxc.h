@@ -56,6 +56,8 @@ struct LxcTarStats {
   uint64_t hardlinks = 0;
   uint64_t data_bytes = 0;     // sum of regular file sizes
   uint64_t spooled_bytes = 0;  // bytes held in the spool file
+  // mtime of the pct.conf member: vzdump writes that file when the backup starts.
+  std::optional<int64_t> config_mtime;
   std::vector<std::string> warnings;  // dropped ACL entries, implicit directories, ...
   // Salvage only: what was wrong, and one line per entry that is incomplete.
   std::string damage;
@@ -78,10 +80,16 @@ class LxcTarArchive {
   LxcTarArchive& operator=(const LxcTarArchive&) = delete;
 
   // `./etc/vzdump/pct.conf` (empty string when the archive had none) and `./etc/vzdump/pct.fw`
-  // (nullopt when absent or empty: PBS only uploads fw.conf.blob for an existing firewall file).
+  // (nullopt when absent: vzdump packs it, and PVE uploads fw.conf.blob, only when the
+  // container has a firewall file, possibly empty).
   const std::string& pct_conf() const;
   const std::optional<std::string>& pct_fw() const;
   const LxcTarStats& stats() const;
+  // True when pct.conf says `unprivileged: 1` (PVE then runs the backup client with
+  // --skip-lost-and-found, which adds "lost+found" to `.pxarexclude-cli`).
+  bool unprivileged() const;
+  // Replaces LxcTarOptions::pxarexclude_cli for later Encode calls.
+  void set_pxarexclude_cli(std::optional<std::string> content);
 
   // Writes the container tree as a v1 pxar archive to `archive` (phase 2) and finishes it.
   // `observer` (may be null) gets the catalog events in archive order. May be called more than
@@ -94,6 +102,40 @@ class LxcTarArchive {
   explicit LxcTarArchive(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+struct VzdumpLxcImportOptions {
+  // ns, auth_id, salvage, time_zone, backup_id, backup_time (progress is not used here).
+  VzdumpImportOptions common;
+  std::string temp_dir;  // spool directory (LxcTarOptions::temp_dir)
+  // The exclude patterns the original backup ran with, for `.pxarexclude-cli` (§1.9): vzdump's
+  // `exclude-path` entries, then its standard excludes unless turned off; "lost+found" is
+  // added for unprivileged containers.
+  std::vector<std::string> exclude_paths;
+  bool stdexcludes = true;
+  // Progress: phase "read" (file bytes of the file size), then "encode" (pxar bytes of about
+  // the archive size).
+  std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+};
+
+struct VzdumpLxcImportResult {
+  // dir, ns, compression, file_bytes, archive_bytes (tar bytes), chunks_new/_reused,
+  // stored_bytes, archives, damage, gaps; image_bytes = size of root.pxar.
+  VzdumpImportResult common;
+  LxcTarStats tar;
+  std::vector<std::string> warnings;
+};
+
+// Imports one vzdump container archive as a new snapshot ct/<vmid>/<time> of `store` in
+// options.common.ns: pct.conf.blob, fw.conf.blob (when the tar has pct.fw), root.pxar.didx,
+// catalog.pcat1.didx, then the `.notes` side file as notes (plus the salvage report), the
+// `.log` side file as client.log.blob and `.protected` as protection. The backup time comes
+// from the file name (local time of options.common.time_zone), else from the pct.conf member's
+// mtime. Errors: everything LxcTarArchive::Read refuses (before any snapshot exists);
+// InvalidArgument for a VM archive name or a name without VMID and no backup_id; the
+// SnapshotWriter's errors; IoError for side files. On any error no snapshot is left behind.
+Result<VzdumpLxcImportResult> ImportVzdumpLxc(std::shared_ptr<DataStore> store,
+                                              const std::string& path,
+                                              const VzdumpLxcImportOptions& options);
 
 // Parses one ACL qualifier the way the importer does: a decimal id, or a user/group name of a
 // Debian base system (root, daemon, bin, sys, adm, ..., nogroup) which is what a PVE host
