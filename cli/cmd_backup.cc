@@ -273,6 +273,7 @@ int RunBackupDir(GlobalOptions& g, const BackupArgs& a) {
   popts.mode = *mode;
   popts.create.entries_max = a.entries_max;
   popts.create.warn = [](const std::string& msg) { std::cerr << msg << "\n"; };
+  popts.info = [](const std::string& msg) { std::cout << msg << "\n"; };
   if (a.chunk_size_kib) {
     uint64_t kib = *a.chunk_size_kib;
     if (kib < 64 || kib > 4096 || (kib & (kib - 1)))
@@ -322,9 +323,6 @@ int RunBackupDir(GlobalOptions& g, const BackupArgs& a) {
 
   auto result = importers::BackupDirectory(writer->get(), a.file, popts);
   if (!result.ok()) return ReportError(result.status(), ExitCodeFor(result.status()));
-  if (result->reused_files > 0 || *mode == importers::ChangeDetectionMode::kMetadata)
-    std::cout << "Reused " << result->reused_files << " unchanged files ("
-              << HumanBytes(result->reused_payload_bytes) << " of payload)\n";
   for (const auto& ar : result->archives) {
     uint64_t injected_size = 0, injected_chunks = 0;
     if (ar.info.filename.ends_with(".ppxar.didx")) {

@@ -248,6 +248,9 @@ class SnapshotWriter {
   void Abort();
 
   const std::string& snapshot_path() const { return snapshot_path_; }
+  const std::shared_ptr<DataStore>& store() const { return store_; }
+  // The options the writer was begun with (crypt points at the caller's config).
+  const SnapshotWriterOptions& options() const { return options_; }
   // Session totals in chunk_upload_stats terms (count, size, compressed_size, duplicates).
   uint64_t upload_count() const { return upload_count_; }
   uint64_t upload_duplicates() const { return upload_duplicates_; }
