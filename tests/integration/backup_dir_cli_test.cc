@@ -285,6 +285,36 @@ TEST_F(BackupDirCliTest, EncryptedBackupVerifiesAndDecrypts) {
   EXPECT_EQ(NewChunks(r.out), 0u) << r.out;
 }
 
+// Decodes a split pair into one line per entry: path, kind, mode, size, mtime and content hash.
+std::vector<std::string> DecodeListing(const std::vector<uint8_t>& meta,
+                                       const std::vector<uint8_t>& payload) {
+  std::vector<std::string> out;
+  pxar::SpanSource ms(meta), ps(payload);
+  pxar::Decoder dec(&ms, &ps);
+  pxar::Entry e;
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    auto more = dec.Next(&e);
+    EXPECT_TRUE(more.ok()) << more.status().ToString();
+    if (!more.ok() || !*more) break;
+    std::string line = e.path + " " + pxar::EntryKindLetter(e.kind, e.metadata) + " " +
+                       std::to_string(e.metadata.stat.mode) + " " +
+                       std::to_string(e.metadata.stat.mtime_secs) + "." + std::to_string(e.metadata.stat.mtime_nanos) + " " + e.link_target;
+    if (e.kind == pxar::EntryKind::kFile) {
+      std::vector<uint8_t> content;
+      for (;;) {
+        auto n = dec.ReadContent(buf);
+        EXPECT_TRUE(n.ok()) << n.status().ToString();
+        if (!n.ok() || *n == 0) break;
+        content.insert(content.end(), buf.begin(), buf.begin() + static_cast<long>(*n));
+      }
+      line += " " + std::to_string(e.file_size) + " " + test::Sha256Hex(content);
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
 TEST_F(BackupDirCliTest, UsageErrors) {
   auto r = Backup("bad", 1000, {"--change-detection-mode", "fast"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
@@ -296,6 +326,49 @@ TEST_F(BackupDirCliTest, UsageErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   r = Backup("bad", 1000, {"--crypt-mode", "encrypt"});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+}
+
+// Runs last: it changes a file of the shared tree.
+TEST_F(BackupDirCliTest, MetadataModeReusesUnchangedPayload) {
+  const std::vector<std::string> meta_mode = {"--change-detection-mode", "metadata",
+                                              "--chunk-size", "64"};
+  auto r = Backup("meta", 1000, meta_mode);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("No previous manifest available."), std::string::npos) << r.out;
+  EXPECT_EQ(SnapshotFiles("meta", 1000),
+            (std::set<std::string>{"root.mpxar.didx", "root.ppxar.didx", "index.json.blob"}));
+
+  // Unchanged tree: every file keeps its payload, only the stream markers are new bytes.
+  r = Backup("meta", 2000, meta_mode);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Using previous index as metadata reference for 'root.mpxar.didx'"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(" - 0 changed or non-reusable files"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("root.ppxar: reused "), std::string::npos) << r.out;
+  EXPECT_LE(NewChunks(r.out, "root.ppxar"), 2u) << r.out;
+  std::vector<uint8_t> ref_payload;
+  auto ref_meta = PxarCreate(true, &ref_payload);
+  auto want = DecodeListing(ref_meta, ref_payload);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(DecodeListing(Archive("meta", 2000, "root.mpxar.didx"),
+                          Archive("meta", 2000, "root.ppxar.didx")),
+            want);
+
+  // One file changed: it is re-encoded, the rest still reuses; the archive decodes to the tree.
+  test::WriteText(*tmp_ / "tree/zeta/f20", "changed content\n");
+  r = Backup("meta", 3000, meta_mode);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find(" - 0 changed or non-reusable files"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("root.ppxar: reused "), std::string::npos) << r.out;
+  EXPECT_LE(NewChunks(r.out, "root.ppxar"), 8u) << r.out;
+  ref_meta = PxarCreate(true, &ref_payload);
+  EXPECT_EQ(DecodeListing(Archive("meta", 3000, "root.mpxar.didx"),
+                          Archive("meta", 3000, "root.ppxar.didx")),
+            DecodeListing(ref_meta, ref_payload));
+
+  auto v = Run({"verify", "--store", "store1", "host/meta"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 }  // namespace
