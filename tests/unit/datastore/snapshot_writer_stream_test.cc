@@ -140,6 +140,36 @@ TEST_F(SnapshotWriterStreamTest, RegularStreamMatchesPullIndexWhateverTheSplit) 
   EXPECT_FALSE(Exists(store()->SnapshotPath({}, o2.dir) + "/a.tmp_didx"));
 }
 
+// The PBS 3.2.4 fixture's root.pxar.didx (64 KiB chunks, made by PBS's own chunker) is cut into
+// exactly the same chunks when its stream is pushed in odd pieces.
+TEST_F(SnapshotWriterStreamTest, RegularStreamReproducesPbsChunks) {
+  auto fixture = DataStore::Open(test::Fixture("pbs-3.2.4-datastore"), "store1");
+  ASSERT_TRUE(fixture.ok()) << fixture.status().ToString();
+  const BackupDir src{BackupGroup{BackupType::kCt, "101"}, 1714561200};  // 2024-05-01T11:00:00Z
+  auto want = (*fixture)->OpenDynamicIndex({}, src, "root.pxar.didx");
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  auto reader = ArchiveReader::Open(*fixture, {}, src, "root.pxar.didx", nullptr);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  std::vector<uint8_t> pxar;
+  ASSERT_TRUE((*reader)->ReadAll([&](std::span<const uint8_t> d) {
+    pxar.insert(pxar.end(), d.begin(), d.end());
+    return Status::OK();
+  }).ok());
+  ASSERT_EQ(pxar.size(), 475044u);
+
+  auto o = Options("pbs-chunks", 100);
+  auto w = SnapshotWriter::Begin(store(), o);
+  ASSERT_TRUE(w.ok());
+  auto s = (*w)->BeginDynamicIndex("root.pxar.didx", 64 * kKiB);
+  ASSERT_TRUE(s.ok());
+  for (auto piece : Pieces(pxar, 9000, 3)) ASSERT_TRUE((*s)->Write(piece).ok());
+  auto r = (*s)->Close();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE((*w)->Finish().ok());
+  EXPECT_EQ(r->stats.chunk_count, 7u);
+  EXPECT_TRUE(SameEntries(Entries(o.dir, "root.pxar.didx"), want->entries()));
+}
+
 TEST_F(SnapshotWriterStreamTest, SeveralStreamsOpenAtOnce) {
   auto a = RandomData(2 * kMiB + 5, 2), b = RandomData(700 * kKiB, 3), c = RandomData(1, 4);
   auto o = Options("multi", 100, CryptMode::kEncrypt);
