@@ -9,7 +9,9 @@
 // This is only the transport: requests inside the session are `METHOD /path?query` with an
 // optional body; the backup/reader protocol clients build on it. Requests may be issued from
 // several threads at once and are multiplexed on the connection (Submit pipelines them without
-// extra threads). One I/O thread per connection does all socket and nghttp2 work.
+// extra threads). One I/O thread per connection does all socket and nghttp2 work. The first
+// connection sets SIGPIPE to ignored when it still has its default action (a vanished server
+// must fail a write with EPIPE instead of ending the process), as Rust programs do.
 #pragma once
 
 #include <cstdint>
