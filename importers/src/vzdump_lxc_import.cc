@@ -60,7 +60,15 @@ Result<VzdumpLxcImportResult> ImportVzdumpLxc(std::shared_ptr<DataStore> store,
   auto name = ParseVzdumpFileName(base);
   if (name.ok() && name->format != "tar")
     return Status::InvalidArgument("'" + base + "' is not a container archive (.tar[.zst|.gz|.lzo])");
-  if (!name.ok() && !common.backup_id) return name.status();
+  if (!name.ok() && !common.backup_id) {
+    // "vzdump-lxc-...tar.xz": a vzdump name with a compression vzdump does not write; let the
+    // content check below say so instead of refusing the name.
+    size_t dot = base.rfind('.');
+    auto stripped = dot == std::string::npos ? name : ParseVzdumpFileName(base.substr(0, dot));
+    if (!stripped.ok() || stripped->format != "tar" || stripped->compression != VzdumpCompression::kNone)
+      return name.status();
+    name = std::move(stripped);
+  }
 
   // Everything that can refuse the input happens before the snapshot exists.
   LxcTarOptions to;

@@ -218,7 +218,10 @@ TEST_F(LxcTarTest, ReadsInTarOrderAndWritesInNameOrder) {
   auto pxar = Convert(Write("vzdump-lxc-100-2024_01_01-00_00_00.tar", bytes), o, &tar);
   ASSERT_TRUE(pxar.ok()) << pxar.status().ToString();
   EXPECT_EQ(tar->pct_conf(), "arch: amd64\n");
-  EXPECT_FALSE(tar->pct_fw().has_value());  // empty firewall file: no fw.conf.blob
+  ASSERT_TRUE(tar->pct_fw().has_value());  // an empty firewall file is still a firewall file
+  EXPECT_EQ(*tar->pct_fw(), "");
+  EXPECT_FALSE(tar->unprivileged());
+  EXPECT_EQ(tar->stats().config_mtime, 1700000000);
   std::map<std::string, std::string> files;
   auto entries = Decode(*pxar, &files);
   EXPECT_EQ(Paths(entries),
