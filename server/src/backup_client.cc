@@ -159,10 +159,10 @@ Result<UploadResult> BackupClient::UploadBlob(const std::string& name,
   r.info.crypt_mode = options_.crypt_mode;
   r.info.size = raw.size();
   r.info.csum = Sha256(raw);
-  auto res = Call("POST", "/blob",
-                  EncodeH2Query({{"encoded-size", std::to_string(raw.size())},
-                                 {"file-name", name}}),
-                  std::move(raw), "application/octet-stream");
+  // The query is built before the body is moved into the call.
+  std::string query =
+      EncodeH2Query({{"encoded-size", std::to_string(raw.size())}, {"file-name", name}});
+  auto res = Call("POST", "/blob", query, std::move(raw), "application/octet-stream");
   if (!res.ok()) return Fail(res.status());
   r.stats.chunk_count = 0;
   r.stats.size = data.size();
@@ -390,10 +390,9 @@ Result<Manifest> BackupClient::Finish() {
                                                json.size()),
                                            nullptr, true));
   std::string raw(blob.raw().begin(), blob.raw().end());
-  auto up = Call("POST", "/blob",
-                 EncodeH2Query({{"encoded-size", std::to_string(raw.size())},
-                                {"file-name", kManifestBlobName}}),
-                 std::move(raw), "application/octet-stream");
+  std::string query = EncodeH2Query(
+      {{"encoded-size", std::to_string(raw.size())}, {"file-name", kManifestBlobName}});
+  auto up = Call("POST", "/blob", query, std::move(raw), "application/octet-stream");
   if (!up.ok()) return Fail(up.status());
   auto fin = Call("POST", "/finish", "");
   if (!fin.ok()) return Fail(fin.status());
