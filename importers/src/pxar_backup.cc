@@ -51,9 +51,15 @@ Result<ArchiveResult> PxarCatalog::Upload(SnapshotWriter* writer) {
 // A pxar::PxarSink in front of a DynamicIndexStream with the flush behaviour of Rust's
 // std::io::BufWriter (write_all): data that fits the spare capacity is buffered; otherwise the
 // buffer is flushed first, and data at least as large as the capacity goes through in one piece.
+//
+// With `hold_back` (payload streams) each piece reaches the stream only when the next one is
+// produced (or at Finish). The client's encoder runs ahead of its chunker, so by the time a
+// piece is scanned the suggested boundary of a file starting right after it is known; holding
+// one piece back gives the chunker that same knowledge (suggestions go to the stream at once).
 class PxarSnapshotSink::BufferedStream : public pxar::PxarSink {
  public:
-  explicit BufferedStream(DynamicIndexStream* stream) : stream_(stream) {
+  BufferedStream(DynamicIndexStream* stream, bool hold_back)
+      : stream_(stream), hold_back_(hold_back) {
     buf_.reserve(kClientBufferSize);
   }
   Status Write(std::span<const uint8_t> data) override {
@@ -62,21 +68,39 @@ class PxarSnapshotSink::BufferedStream : public pxar::PxarSink {
       buf_.insert(buf_.end(), data.begin(), data.end());
       return Status::OK();
     }
-    if (data.size() > spare) PBSKIT_RETURN_IF_ERROR(Flush());
-    if (data.size() >= kClientBufferSize) return stream_->Write(data);
+    if (data.size() > spare) PBSKIT_RETURN_IF_ERROR(FlushBuffer());
+    if (data.size() >= kClientBufferSize) return Deliver(data);
     buf_.insert(buf_.end(), data.begin(), data.end());
     return Status::OK();
   }
-  Status Flush() {
-    if (buf_.empty()) return Status::OK();
-    Status st = stream_->Write(buf_);
-    buf_.clear();
-    return st;
+  // Everything written so far reaches the stream (before an injection and at the end).
+  Status Finish() {
+    PBSKIT_RETURN_IF_ERROR(FlushBuffer());
+    if (!has_held_) return Status::OK();
+    has_held_ = false;
+    return stream_->Write(held_);
   }
 
  private:
+  Status FlushBuffer() {
+    if (buf_.empty()) return Status::OK();
+    Status st = Deliver(buf_);
+    buf_.clear();
+    return st;
+  }
+  Status Deliver(std::span<const uint8_t> piece) {
+    if (!hold_back_) return stream_->Write(piece);
+    if (has_held_) PBSKIT_RETURN_IF_ERROR(stream_->Write(held_));
+    held_.assign(piece.begin(), piece.end());
+    has_held_ = true;
+    return Status::OK();
+  }
+
   DynamicIndexStream* stream_;
+  bool hold_back_;
   std::vector<uint8_t> buf_;
+  std::vector<uint8_t> held_;
+  bool has_held_ = false;
 };
 
 Result<std::unique_ptr<PxarSnapshotSink>> PxarSnapshotSink::Open(SnapshotWriter* writer,
@@ -90,13 +114,13 @@ Result<std::unique_ptr<PxarSnapshotSink>> PxarSnapshotSink::Open(SnapshotWriter*
   PBSKIT_ASSIGN_OR_RETURN(s->archive_stream_,
                           writer->BeginDynamicIndex(s->archive_name_, chunk_size,
                                                     DynamicChunkerKind::kRegular));
-  s->archive_sink_ = std::make_unique<BufferedStream>(s->archive_stream_.get());
+  s->archive_sink_ = std::make_unique<BufferedStream>(s->archive_stream_.get(), false);
   if (split) {
     s->payload_name_ = base + ".ppxar.didx";
     PBSKIT_ASSIGN_OR_RETURN(s->payload_stream_,
                             writer->BeginDynamicIndex(s->payload_name_, chunk_size,
                                                       DynamicChunkerKind::kPayload));
-    s->payload_sink_ = std::make_unique<BufferedStream>(s->payload_stream_.get());
+    s->payload_sink_ = std::make_unique<BufferedStream>(s->payload_stream_.get(), true);
   }
   if (catalog) PBSKIT_RETURN_IF_ERROR(catalog->writer().StartDirectory(s->archive_name_));
   return s;
@@ -111,7 +135,7 @@ Status PxarSnapshotSink::InjectPayloadChunk(const Digest& digest, uint64_t size)
   if (!payload_stream_)
     return Status::InvalidArgument("archive '" + archive_name_ +
                                    "' has no payload stream to reuse chunks in");
-  PBSKIT_RETURN_IF_ERROR(payload_sink_->Flush());
+  PBSKIT_RETURN_IF_ERROR(payload_sink_->Finish());
   return payload_stream_->AppendKnownChunk(digest, size);
 }
 
@@ -120,11 +144,11 @@ Result<PxarArchiveResults> PxarSnapshotSink::Close() {
   closed_ = true;
   PxarArchiveResults out;
   if (payload_stream_) {
-    PBSKIT_RETURN_IF_ERROR(payload_sink_->Flush());
+    PBSKIT_RETURN_IF_ERROR(payload_sink_->Finish());
     PBSKIT_ASSIGN_OR_RETURN(ArchiveResult r, payload_stream_->Close());
     out.archives.push_back(std::move(r));
   }
-  PBSKIT_RETURN_IF_ERROR(archive_sink_->Flush());
+  PBSKIT_RETURN_IF_ERROR(archive_sink_->Finish());
   PBSKIT_ASSIGN_OR_RETURN(ArchiveResult r, archive_stream_->Close());
   out.archives.push_back(std::move(r));
   if (catalog_) PBSKIT_RETURN_IF_ERROR(catalog_->writer().EndDirectory());
