@@ -212,12 +212,14 @@ TEST_F(ImportCliTest, TruncatedInsideDataIsRefusedWithoutLeftovers) {
   EXPECT_FALSE(fs::exists(store_ + "/vm/100")) << "partial snapshot left behind";
 }
 
-TEST_F(ImportCliTest, ContainerArchiveIsRefused) {
+// A container archive name whose content is no tar at all: refused, nothing left behind.
+TEST_F(ImportCliTest, ContainerArchiveThatIsNoTarIsRefused) {
   const std::string file = tmp_ / "vzdump-lxc-101-2024_01_31-12_00_00.tar.zst";
   test::WriteText(file, "x");
   auto r = Run({"import", "vzdump", file, "--store", "store1"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(Contains(r.err, "container archive")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "is not a tar archive")) << r.err;
+  EXPECT_FALSE(fs::exists(store_ + "/ct/101"));
 }
 
 // The real truncated PVE sample: refused, then salvaged; the restored ranges match the
