@@ -14,6 +14,7 @@
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/formats/catalog.h"
 #include "pbskit/formats/data_blob.h"
+#include "pbskit/formats/hex.h"
 #include "pbskit/formats/pxar/decoder.h"
 #include "pbskit/importers/pxar_fs.h"
 #include "test_support.h"
@@ -151,6 +152,24 @@ TEST_F(ImportLxcTest, ContainerArchiveBecomesTheSnapshotPveWouldWrite) {
     pxar_paths.push_back("root.pxar.didx" + e.path);
   }
   EXPECT_EQ(cat_paths, pxar_paths);
+
+  // `pbskit backup dir` of the tree itself (what the PBS client does for the container) gives
+  // the same chunk list and the same catalog.
+  auto b = Run({"backup", "dir", work + "/tree", "--store", "store1", "--type", "ct", "--id",
+                "201", "--backup-time", "1706702400"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto bdir = BackupDir::Parse("ct/201/2024-01-31T12:00:00Z");
+  ASSERT_TRUE(bdir.ok());
+  auto bm = store->LoadManifest({}, *bdir);
+  ASSERT_TRUE(bm.ok()) << bm.status().ToString();
+  for (const char* archive : {"root.pxar.didx", "catalog.pcat1.didx"}) {
+    const FileInfo* ours = m->Lookup(archive);
+    const FileInfo* theirs = bm->Lookup(archive);
+    ASSERT_NE(ours, nullptr);
+    ASSERT_NE(theirs, nullptr);
+    EXPECT_EQ(ours->size, theirs->size) << archive;
+    EXPECT_EQ(ToHex(ours->csum), ToHex(theirs->csum)) << archive;  // same chunk digests
+  }
 
   auto notes = store->GetSnapshotNotes({}, *dir);
   ASSERT_TRUE(notes.ok());
