@@ -1,12 +1,13 @@
 // Node task endpoints (PBS src/api2/node/tasks.rs): list, status, log and stop, over the task
 // files of datastore/task_log.h; tasks of this server come from its TaskManager.
+#include "api_tasks.h"
+
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 
-#include "api_tasks.h"
 #include "pbskit/datastore/task_log.h"
 #include "pbskit/server/access_control.h"
 #include "pbskit/server/api_server.h"
@@ -80,16 +81,13 @@ bool TaskOfStore(const Upid& upid, const std::string& store) {
     }
     return id == store;
   }
-  if (type == "prune" || type == "prunejob" || type == "backup" ||
-      type == "garbage_collection") {
+  if (type == "prune" || type == "prunejob" || type == "backup" || type == "garbage_collection") {
     return id == store || id.rfind(store + ":", 0) == 0;
   }
   return false;
 }
 
-Result<Upid> UpidParam(ApiCall& call) {
-  return Upid::Parse(call.Str("upid"));
-}
+Result<Upid> UpidParam(ApiCall& call) { return Upid::Parse(call.Str("upid")); }
 
 // Whether a task still runs: ours while the manager holds it; another process's (or another
 // manager's) while that process lives and the log has no result line yet.
@@ -102,10 +100,14 @@ bool TaskRunning(ApiCall& call, TaskManager& tasks, const Upid& upid, const std:
 
 const char* StateTypeName(const TaskState& s) {
   switch (s.kind) {
-    case TaskState::Kind::kOk: return "ok";
-    case TaskState::Kind::kWarnings: return "warning";
-    case TaskState::Kind::kError: return "error";
-    default: return "unknown";
+    case TaskState::Kind::kOk:
+      return "ok";
+    case TaskState::Kind::kWarnings:
+      return "warning";
+    case TaskState::Kind::kError:
+      return "error";
+    default:
+      return "unknown";
   }
 }
 
@@ -135,7 +137,8 @@ Result<ApiResult> ListNodeTasks(ApiCall& call, TaskManager& tasks) {
       if (e.upid.starttime < *since) continue;
     }
     if (!list_all && !CheckTaskAccess(call, e.upid).ok()) continue;
-    if (call.Has("userfilter") && e.upid.auth_id.find(call.Str("userfilter")) == std::string::npos) {
+    if (call.Has("userfilter") &&
+        e.upid.auth_id.find(call.Str("userfilter")) == std::string::npos) {
       continue;
     }
     if (call.Has("store") && !TaskOfStore(e.upid, call.Str("store"))) continue;
@@ -226,16 +229,16 @@ Result<ApiResult> TaskLogLines(ApiCall& call, TaskManager& tasks) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Status::InvalidArgument("unable to open task log of '" + call.Str("upid") +
-                                   "' - " + std::strerror(errno));
+    return Status::InvalidArgument("unable to open task log of '" + call.Str("upid") + "' - " +
+                                   std::strerror(errno));
   }
   if (download) {
     HttpResponse r;
     r.content_type = "text/plain";
     r.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    r.headers.emplace_back("Content-Disposition",
-                           "attachment; filename=task-" + upid.node + "-" + upid.worker_type +
-                               "-" + FormatUtcRfc3339(upid.starttime) + ".log");
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=task-" + upid.node + "-" +
+                                                      upid.worker_type + "-" +
+                                                      FormatUtcRfc3339(upid.starttime) + ".log");
     ApiResult res;
     res.raw = std::move(r);
     return res;
@@ -287,8 +290,8 @@ ParamDef NodeParam() {
   d.check = [](const std::string& s) {
     for (size_t i = 0; i < s.size(); ++i) {
       char c = s[i];
-      bool ok = std::isalnum(static_cast<unsigned char>(c)) ||
-                (c == '-' && i > 0 && i + 1 < s.size());
+      bool ok =
+          std::isalnum(static_cast<unsigned char>(c)) || (c == '-' && i > 0 && i + 1 < s.size());
       if (!ok) return Status::InvalidArgument("value does not match the regex pattern");
     }
     return Status::OK();
@@ -300,7 +303,8 @@ ParamDef UpidDef() {
   ParamDef d{"upid", ParamType::kString, false, 1, 256, nullptr};
   d.check = [](const std::string& s) {
     auto u = Upid::Parse(s);
-    return u.ok() ? Status::OK() : Status::InvalidArgument("value does not match the regex pattern");
+    return u.ok() ? Status::OK()
+                  : Status::InvalidArgument("value does not match the regex pattern");
   };
   return d;
 }
@@ -338,16 +342,19 @@ void AddTaskRoutes(std::vector<Route>* routes) {
       {"since", ParamType::kInteger, true},
       {"until", ParamType::kInteger, true},
       {"typefilter", ParamType::kString, true},
-      {"statusfilter", ParamType::kStringArray, true, 0, 16, [](const std::string& s) {
+      {"statusfilter", ParamType::kStringArray, true, 0, 16,
+       [](const std::string& s) {
          if (s == "ok" || s == "warning" || s == "error" || s == "unknown") return Status::OK();
          return Status::InvalidArgument("value '" + s + "' is not defined in the enumeration.");
        }},
   };
   routes->push_back(TaskRoute("GET", "nodes/{node}/tasks", list, tasks, ListNodeTasks));
-  routes->push_back(TaskRoute("GET", "nodes/{node}/tasks/{upid}/status",
-                              {NodeParam(), UpidDef()}, tasks, TaskStatus));
+  routes->push_back(TaskRoute("GET", "nodes/{node}/tasks/{upid}/status", {NodeParam(), UpidDef()},
+                              tasks, TaskStatus));
   routes->push_back(TaskRoute("GET", "nodes/{node}/tasks/{upid}/log",
-                              {NodeParam(), UpidDef(), {"start", ParamType::kInteger, true, 0},
+                              {NodeParam(),
+                               UpidDef(),
+                               {"start", ParamType::kInteger, true, 0},
                                {"limit", ParamType::kInteger, true, 0},
                                {"download", ParamType::kBoolean, true},
                                {"test-status", ParamType::kBoolean, true}},

@@ -26,7 +26,6 @@ Status CheckPrivsInHandler(ApiCall& call, const std::vector<std::string>& path, 
 // PBS's `lookup_datastore` with an operation: the configured store, refused while a
 // maintenance mode forbids the operation ("datastore '<s>' is unavailable: <why>"; read-only
 // mode only refuses writes).
-Result<std::shared_ptr<DataStore>> OpenStoreFor(ApiCall& call, const std::string& name,
-                                                bool write);
+Result<std::shared_ptr<DataStore>> OpenStoreFor(ApiCall& call, const std::string& name, bool write);
 
 }  // namespace pbskit::server

@@ -51,7 +51,8 @@ std::vector<GroupRef> AccessibleGroups(ApiServer* server, DataStore& store,
     if (child.depth() > ns.depth() + max_depth) continue;
     bool override_owner = !auth_id;
     if (auth_id) {
-      uint64_t privs = server->access().LookupPrivs(*auth_id, DatastoreAclPath(store.name(), child));
+      uint64_t privs =
+          server->access().LookupPrivs(*auth_id, DatastoreAclPath(store.name(), child));
       if ((privs & kNsPrivsOk) == 0) continue;
       if (privs & override_priv) {
         override_owner = true;
@@ -125,8 +126,8 @@ Result<ApiResult> Verify(ApiCall& call, TaskManager& tasks) {
     if (owner_check) {
       PBSKIT_ASSIGN_OR_RETURN(std::string owner, store->GetOwner(ns, *target.group));
       if (!OwnerMatches(owner, *call.auth_id)) {
-        return Status::InvalidArgument("backup owner check failed (" +
-                                       call.auth_id->ToString() + " != " + owner + ")");
+        return Status::InvalidArgument("backup owner check failed (" + call.auth_id->ToString() +
+                                       " != " + owner + ")");
       }
     }
   } else if (has_type || has_id || has_time) {
@@ -136,7 +137,8 @@ Result<ApiResult> Verify(ApiCall& call, TaskManager& tasks) {
   VerifyOptions options;
   options.ignore_verified = call.Bool("ignore-verified", true);
   if (call.Has("outdated-after")) options.outdated_after_days = call.Int("outdated-after");
-  if (call.Has("read-threads")) options.read_threads = static_cast<size_t>(call.Int("read-threads"));
+  if (call.Has("read-threads"))
+    options.read_threads = static_cast<size_t>(call.Int("read-threads"));
   if (call.Has("verify-threads")) {
     options.verify_threads = static_cast<size_t>(call.Int("verify-threads"));
   }
@@ -207,9 +209,10 @@ Status CheckNotNested(const DatastoreConfig& cfg, const std::string& name) {
     if (e.name == name || e.path().empty()) continue;
     fs::path other = norm(e.path());
     if (below(other, ours) || below(ours, other)) {
-      return Status::InvalidArgument("Aborting GC for safety reasons: nested datastores not "
-                                     "allowed: '" + e.name + "' already in \"" +
-                                     other.string() + "\"");
+      return Status::InvalidArgument(
+          "Aborting GC for safety reasons: nested datastores not "
+          "allowed: '" +
+          e.name + "' already in \"" + other.string() + "\"");
     }
   }
   return Status::OK();
@@ -345,10 +348,10 @@ Result<ApiResult> PruneDatastore(ApiCall& call, TaskManager& tasks) {
   ApiServer* server = call.server;
   auto body = [=](WorkerTask& worker) -> Status {
     TaskLogger* log = worker.log();
-    std::string depth = max_depth == kMaxNamespaceDepth
-                            ? "down to full depth"
-                            : (max_depth > 0 ? "to depth " + std::to_string(max_depth)
-                                             : "non-recursive");
+    std::string depth =
+        max_depth == kMaxNamespaceDepth
+            ? "down to full depth"
+            : (max_depth > 0 ? "to depth " + std::to_string(max_depth) : "non-recursive");
     log->Info("Starting datastore prune on " + StoreAndNs(name, ns) + ", " + depth);
     if (dry_run) log->Info("(dry test run)");
     bool keep_all = !keep.KeepsSomething();
@@ -357,8 +360,8 @@ Result<ApiResult> PruneDatastore(ApiCall& call, TaskManager& tasks) {
     } else {
       std::string opts;
       if (!ns.IsRoot()) opts += "--ns " + ns.ToString();
-      if (has_depth) opts += std::string(opts.empty() ? "" : " ") + "--max-depth " +
-                             std::to_string(max_depth);
+      if (has_depth)
+        opts += std::string(opts.empty() ? "" : " ") + "--max-depth " + std::to_string(max_depth);
       std::string keep_args = keep.ToCliArgs();
       if (!keep_args.empty()) opts += (opts.empty() ? "" : " ") + keep_args;
       log->Info("retention options: " + opts);
@@ -396,10 +399,9 @@ Result<ApiResult> PruneDatastore(ApiCall& call, TaskManager& tasks) {
     }
     return Status::OK();
   };
-  PBSKIT_ASSIGN_OR_RETURN(std::string upid,
-                          tasks.Spawn(server->options().state_dir, "prune",
-                                      name + ":" + ns.ToString(), auth.ToString(),
-                                      std::move(body)));
+  PBSKIT_ASSIGN_OR_RETURN(
+      std::string upid, tasks.Spawn(server->options().state_dir, "prune",
+                                    name + ":" + ns.ToString(), auth.ToString(), std::move(body)));
   return ApiResult::Of(boost::json::string(upid));
 }
 
@@ -417,8 +419,8 @@ Route StoreRoute(std::string method, std::string sub, std::vector<ParamDef> para
 
 std::vector<ParamDef> KeepParams() {
   std::vector<ParamDef> p;
-  for (const char* k : {"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
-                        "keep-yearly"}) {
+  for (const char* k :
+       {"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"}) {
     p.emplace_back(k, ParamType::kInteger, true, 1);
   }
   return p;
@@ -436,11 +438,16 @@ Result<std::shared_ptr<DataStore>> OpenStoreFor(ApiCall& call, const std::string
   if (mode) {
     std::string why;
     std::string msg = PercentDecodeMessage(mode->message);
-    if (mode->type == "delete") why = "datastore is being deleted";
-    else if (mode->type == "unmount") why = "datastore is being unmounted";
-    else if (mode->type == "offline") why = "offline maintenance mode: " + msg;
-    else if (mode->type == "s3-refresh") why = "S3 refresh maintenance mode: " + msg;
-    else if (write) why = "read-only maintenance mode: " + msg;
+    if (mode->type == "delete")
+      why = "datastore is being deleted";
+    else if (mode->type == "unmount")
+      why = "datastore is being unmounted";
+    else if (mode->type == "offline")
+      why = "offline maintenance mode: " + msg;
+    else if (mode->type == "s3-refresh")
+      why = "S3 refresh maintenance mode: " + msg;
+    else if (write)
+      why = "read-only maintenance mode: " + msg;
     if (!why.empty()) {
       return Status::InvalidArgument("datastore '" + name + "' is unavailable: " + why);
     }
@@ -451,18 +458,22 @@ Result<std::shared_ptr<DataStore>> OpenStoreFor(ApiCall& call, const std::string
 void AddDatastoreTaskRoutes(std::vector<Route>* routes, std::shared_ptr<TaskManager> tasks) {
   ParamDef max_depth{"max-depth", ParamType::kInteger, true, 0,
                      static_cast<int64_t>(kMaxNamespaceDepth)};
-  routes->push_back(StoreRoute(
-      "POST", "verify",
-      {NsParam(), BackupTypeParam(true), BackupIdParam(true), BackupTimeParam(true),
-       {"ignore-verified", ParamType::kBoolean, true},
-       {"outdated-after", ParamType::kInteger, true, 1},
-       max_depth,
-       {"read-threads", ParamType::kInteger, true, 1, 32},
-       {"verify-threads", ParamType::kInteger, true, 1, 32}},
-      tasks, Verify));
+  routes->push_back(StoreRoute("POST", "verify",
+                               {NsParam(),
+                                BackupTypeParam(true),
+                                BackupIdParam(true),
+                                BackupTimeParam(true),
+                                {"ignore-verified", ParamType::kBoolean, true},
+                                {"outdated-after", ParamType::kInteger, true, 1},
+                                max_depth,
+                                {"read-threads", ParamType::kInteger, true, 1, 32},
+                                {"verify-threads", ParamType::kInteger, true, 1, 32}},
+                               tasks, Verify));
   routes->push_back(StoreRoute("POST", "gc", {}, tasks, StartGc));
   routes->push_back(StoreRoute("GET", "gc", {}, tasks, GcStatus));
-  std::vector<ParamDef> prune = {NsParam(), BackupTypeParam(), BackupIdParam(),
+  std::vector<ParamDef> prune = {NsParam(),
+                                 BackupTypeParam(),
+                                 BackupIdParam(),
                                  {"dry-run", ParamType::kBoolean, true},
                                  {"use-task", ParamType::kBoolean, true}};
   for (auto& k : KeepParams()) prune.push_back(k);

@@ -71,8 +71,8 @@ Result<std::unique_ptr<BackupClient>> BackupClient::Start(const RepositoryConnec
   PBSKIT_RETURN_IF_ERROR(ParseBackupType(options.backup_type).status());
   PBSKIT_RETURN_IF_ERROR(CheckBackupId(options.backup_id));
   if (options.crypt_mode != CryptMode::kNone && !options.crypt) {
-    return Status::InvalidArgument(std::string("crypt mode '") +
-                                   CryptModeName(options.crypt_mode) + "' needs a key");
+    return Status::InvalidArgument(std::string("crypt mode '") + CryptModeName(options.crypt_mode) +
+                                   "' needs a key");
   }
   std::unique_ptr<BackupClient> c(new BackupClient());
   c->options_ = options;
@@ -87,16 +87,16 @@ Result<std::unique_ptr<BackupClient>> BackupClient::Start(const RepositoryConnec
   if (!options.ns.IsRoot()) q.emplace_back("ns", options.ns.ToString());
   q.emplace_back("store", connect.repository.store);
   PBSKIT_ASSIGN_OR_RETURN(H2ClientOptions h2opts, ProtocolConnectOptions(connect));
-  PBSKIT_ASSIGN_OR_RETURN(c->h2_, H2Connection::Upgrade(h2opts,
-                                                        "/api2/json/backup?" + EncodeH2Query(q),
-                                                        kBackupProtocolId));
+  PBSKIT_ASSIGN_OR_RETURN(
+      c->h2_,
+      H2Connection::Upgrade(h2opts, "/api2/json/backup?" + EncodeH2Query(q), kBackupProtocolId));
   if (options.reuse_previous) {
     auto t = c->Call("GET", "/previous_backup_time", "");
     if (t.ok() && t->is_int64()) c->previous_time_ = t->as_int64();
     // Like the Rust client, try the previous manifest even when the time query failed.
     if (!t.ok() || c->previous_time_) {
-      auto raw = c->h2_->Request("GET", "/previous",
-                                 EncodeH2Query({{"archive-name", kManifestBlobName}}));
+      auto raw =
+          c->h2_->Request("GET", "/previous", EncodeH2Query({{"archive-name", kManifestBlobName}}));
       if (raw.ok() && raw->status == 200) {
         std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(raw->body.data()),
                                        raw->body.size());
@@ -168,8 +168,8 @@ Result<UploadResult> BackupClient::UploadBlob(const std::string& name,
   r.stats.size = data.size();
   r.stats.size_compressed = r.info.size;
   r.stats.csum = r.info.csum;
-  r.stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t0);
+  r.stats.duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   if (name != kManifestBlobName) {
     std::erase_if(files_, [&](const FileInfo& f) { return f.filename == name; });
     files_.push_back(r.info);
@@ -246,9 +246,8 @@ Status BackupClient::AddChunk(bool fixed, uint64_t wid, std::span<const uint8_t>
                                    {"encoded-size", std::to_string(body.size())},
                                    {"size", std::to_string(data.size())},
                                    {"wid", std::to_string(wid)}});
-    pending_.push_back(
-        {d, h2_->Submit("POST", fixed ? "/fixed_chunk" : "/dynamic_chunk", q, std::move(body),
-                        "application/octet-stream")});
+    pending_.push_back({d, h2_->Submit("POST", fixed ? "/fixed_chunk" : "/dynamic_chunk", q,
+                                       std::move(body), "application/octet-stream")});
     known_.insert(d);
     PBSKIT_RETURN_IF_ERROR(DrainUploads(options_.max_pending_uploads));
   }
@@ -277,17 +276,16 @@ Status BackupClient::FlushAppends(bool fixed, uint64_t wid) {
     digests.emplace_back(ToHex(d));
     offsets.emplace_back(off);
   }
-  boost::json::object body{{"wid", wid}, {"digest-list", std::move(digests)},
-                           {"offset-list", std::move(offsets)}};
+  boost::json::object body{
+      {"wid", wid}, {"digest-list", std::move(digests)}, {"offset-list", std::move(offsets)}};
   appends_.clear();
-  auto r = Call("PUT", fixed ? "/fixed_index" : "/dynamic_index", "",
-                boost::json::serialize(body), "application/json");
+  auto r = Call("PUT", fixed ? "/fixed_index" : "/dynamic_index", "", boost::json::serialize(body),
+                "application/json");
   return r.ok() ? Status::OK() : Fail(r.status());
 }
 
-Result<UploadResult> BackupClient::CloseWriter(bool fixed, uint64_t wid,
-                                               const std::string& archive, uint64_t size,
-                                               UploadStats stats,
+Result<UploadResult> BackupClient::CloseWriter(bool fixed, uint64_t wid, const std::string& archive,
+                                               uint64_t size, UploadStats stats,
                                                std::chrono::steady_clock::time_point t0) {
   PBSKIT_RETURN_IF_ERROR(FlushAppends(fixed, wid));
   auto r = Call("POST", fixed ? "/fixed_close" : "/dynamic_close",
@@ -296,8 +294,8 @@ Result<UploadResult> BackupClient::CloseWriter(bool fixed, uint64_t wid,
                                {"size", std::to_string(size)},
                                {"wid", std::to_string(wid)}}));
   if (!r.ok()) return Fail(r.status());
-  stats.duration = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t0);
+  stats.duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   UploadResult out;
   out.info.filename = archive;
   out.info.crypt_mode = options_.crypt_mode;
@@ -309,8 +307,7 @@ Result<UploadResult> BackupClient::CloseWriter(bool fixed, uint64_t wid,
   return out;
 }
 
-Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive,
-                                                    ByteSource& source,
+Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive, ByteSource& source,
                                                     std::optional<uint64_t> size) {
   if (!archive.ends_with(".fidx")) {
     return Status::InvalidArgument("fixed index name '" + archive + "' must end in .fidx");
@@ -331,8 +328,7 @@ Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive,
     }
     if (fill == 0) break;
     Digest d;
-    Status st =
-        AddChunk(true, wid, std::span<const uint8_t>(buf.data(), fill), offset, &stats, &d);
+    Status st = AddChunk(true, wid, std::span<const uint8_t>(buf.data(), fill), offset, &stats, &d);
     if (!st.ok()) return st;
     csum.Update(d);
     offset += fill;
@@ -384,11 +380,11 @@ Result<Manifest> BackupClient::Finish() {
   if (options_.crypt) m.Sign(options_.crypt->id_key(), options_.crypt->FingerprintString());
   std::string json = m.ToJson();
   // The manifest blob is compressed and never encrypted.
-  PBSKIT_ASSIGN_OR_RETURN(DataBlob blob,
-                          DataBlob::Encode(std::span<const uint8_t>(
-                                               reinterpret_cast<const uint8_t*>(json.data()),
-                                               json.size()),
-                                           nullptr, true));
+  PBSKIT_ASSIGN_OR_RETURN(
+      DataBlob blob,
+      DataBlob::Encode(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(json.data()), json.size()),
+          nullptr, true));
   std::string raw(blob.raw().begin(), blob.raw().end());
   std::string query = EncodeH2Query(
       {{"encoded-size", std::to_string(raw.size())}, {"file-name", kManifestBlobName}});
@@ -404,7 +400,10 @@ Result<Manifest> BackupClient::Finish() {
 // ---- push-style dynamic index ----
 
 DynamicUpload::DynamicUpload(BackupClient* client, std::string archive, uint64_t wid, size_t avg)
-    : client_(client), archive_(std::move(archive)), wid_(wid), chunker_(avg),
+    : client_(client),
+      archive_(std::move(archive)),
+      wid_(wid),
+      chunker_(avg),
       t0_(std::chrono::steady_clock::now()) {}
 
 DynamicUpload::~DynamicUpload() {
@@ -434,8 +433,8 @@ Status DynamicUpload::Write(std::span<const uint8_t> data) {
   PBSKIT_RETURN_IF_ERROR(client_->Usable());
   buf_.insert(buf_.end(), data.begin(), data.end());
   while (scanned_ < buf_.size()) {
-    size_t p = chunker_.Scan(std::span<const uint8_t>(buf_.data() + scanned_,
-                                                      buf_.size() - scanned_));
+    size_t p =
+        chunker_.Scan(std::span<const uint8_t>(buf_.data() + scanned_, buf_.size() - scanned_));
     if (p == 0) {
       scanned_ = buf_.size();
       break;

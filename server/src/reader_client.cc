@@ -37,9 +37,9 @@ Result<std::unique_ptr<ReaderClient>> ReaderClient::Start(const RepositoryConnec
   if (!options.ns.IsRoot()) q.emplace_back("ns", options.ns.ToString());
   q.emplace_back("store", connect.repository.store);
   PBSKIT_ASSIGN_OR_RETURN(H2ClientOptions h2opts, ProtocolConnectOptions(connect));
-  PBSKIT_ASSIGN_OR_RETURN(c->h2_, H2Connection::Upgrade(h2opts,
-                                                        "/api2/json/reader?" + EncodeH2Query(q),
-                                                        kReaderProtocolId));
+  PBSKIT_ASSIGN_OR_RETURN(
+      c->h2_,
+      H2Connection::Upgrade(h2opts, "/api2/json/reader?" + EncodeH2Query(q), kReaderProtocolId));
   PBSKIT_ASSIGN_OR_RETURN(std::string raw,
                           c->Get("/download", EncodeH2Query({{"file-name", kManifestBlobName}})));
   c->manifest_blob_.assign(raw.begin(), raw.end());
@@ -105,7 +105,8 @@ Result<DynamicIndex> ReaderClient::DownloadDynamicIndex(const std::string& name)
 }
 
 Result<std::vector<uint8_t>> ReaderClient::DownloadChunk(const Digest& digest) {
-  PBSKIT_ASSIGN_OR_RETURN(std::string raw, Get("/chunk", EncodeH2Query({{"digest", ToHex(digest)}})));
+  PBSKIT_ASSIGN_OR_RETURN(std::string raw,
+                          Get("/chunk", EncodeH2Query({{"digest", ToHex(digest)}})));
   return std::vector<uint8_t>(raw.begin(), raw.end());
 }
 

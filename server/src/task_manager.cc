@@ -32,8 +32,7 @@ TaskManager::~TaskManager() {
   }
 }
 
-Result<std::string> TaskManager::Spawn(const std::string& state_dir,
-                                       const std::string& worker_type,
+Result<std::string> TaskManager::Spawn(const std::string& state_dir, const std::string& worker_type,
                                        std::optional<std::string> worker_id,
                                        const std::string& auth_id, Body body) {
   {

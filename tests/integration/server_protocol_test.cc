@@ -37,7 +37,8 @@ std::vector<uint8_t> TestImage(uint64_t size, uint32_t seed) {
   std::mt19937 rng(seed);
   for (size_t i = 0; i < v.size(); i += 4) {
     uint32_t x = rng();
-    for (size_t k = 0; k < 4 && i + k < v.size(); ++k) v[i + k] = static_cast<uint8_t>(x >> (8 * k));
+    for (size_t k = 0; k < 4 && i + k < v.size(); ++k)
+      v[i + k] = static_cast<uint8_t>(x >> (8 * k));
   }
   // A zero region (compressible) in the second 4 MiB, where the image is that large.
   if (size > 4 * kMiB) {
@@ -104,8 +105,8 @@ class ServerProtocolTest : public ::testing::Test {
 
   static RepositoryConnectOptions Connect(const std::string& auth_id, const std::string& secret) {
     RepositoryConnectOptions c;
-    auto repo = BackupRepository::Parse(auth_id + "@127.0.0.1:" +
-                                        std::to_string(serve_->port()) + ":store1");
+    auto repo = BackupRepository::Parse(auth_id + "@127.0.0.1:" + std::to_string(serve_->port()) +
+                                        ":store1");
     EXPECT_TRUE(repo.ok()) << repo.status().ToString();
     c.repository = *repo;
     c.fingerprint = serve_->fingerprint();
@@ -127,8 +128,10 @@ class ServerProtocolTest : public ::testing::Test {
     std::vector<uint8_t> out;
     auto r = ReaderClient::Start(connect, opts);
     if (!r.ok()) {
-      if (status) *status = r.status();
-      else ADD_FAILURE() << r.status().ToString();
+      if (status)
+        *status = r.status();
+      else
+        ADD_FAILURE() << r.status().ToString();
       return out;
     }
     Status st = (*r)->RestoreArchive(archive, [&](std::span<const uint8_t> d) {
@@ -210,9 +213,9 @@ TEST_F(ServerProtocolTest, ImageBackupRestoreAndIncrementalSecondBackup) {
     auto c = BackupClient::Start(RootConnect(), o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     EXPECT_FALSE((*c)->previous_backup_time().has_value());
-    auto b = (*c)->UploadBlob("qemu-server.conf.blob",
-                              std::span<const uint8_t>(
-                                  reinterpret_cast<const uint8_t*>(conf.data()), conf.size()));
+    auto b = (*c)->UploadBlob(
+        "qemu-server.conf.blob",
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(conf.data()), conf.size()));
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     MemoryByteSource src(image);
     auto f = (*c)->UploadFixedIndex("drive-scsi0.img.fidx", src, size);
@@ -222,8 +225,7 @@ TEST_F(ServerProtocolTest, ImageBackupRestoreAndIncrementalSecondBackup) {
     EXPECT_EQ(f->info.size, size);
     auto lines = UploadSummaryLines("drive-scsi0.img.fidx", f->stats);
     ASSERT_FALSE(lines.empty());
-    EXPECT_EQ(lines[0].rfind("drive-scsi0.img: had to backup 10 MiB of 10 MiB (compressed ", 0),
-              0u)
+    EXPECT_EQ(lines[0].rfind("drive-scsi0.img: had to backup 10 MiB of 10 MiB (compressed ", 0), 0u)
         << lines[0];
     auto m = (*c)->Finish();
     ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -290,7 +292,8 @@ TEST_F(ServerProtocolTest, DirectoryBackupAsPxarRestoresByteIdentical) {
     std::ofstream(src + "/etc/conf.d/app.conf") << "key=value\n";
     std::ofstream big(src + "/var/data/blob.bin", std::ios::binary);
     auto bytes = TestImage(3 * kMiB + 17, 7);
-    big.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    big.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
   }
   fs::create_symlink("../etc/hostname", src + "/var/hostname-link");
   // The expected stream: the same encoder into memory.
@@ -351,9 +354,9 @@ TEST_F(ServerProtocolTest, EncryptedBackupNeedsTheKeyToRestore) {
     ASSERT_TRUE((*c)->Finish().ok());
   }
   auto rest = Rest();
-  auto files = rest->Call("GET", "/admin/datastore/store1/files",
-                          {{"backup-type", "vm"}, {"backup-id", "300"},
-                           {"backup-time", 1700000000}});
+  auto files =
+      rest->Call("GET", "/admin/datastore/store1/files",
+                 {{"backup-type", "vm"}, {"backup-id", "300"}, {"backup-time", 1700000000}});
   ASSERT_TRUE(files.ok()) << files.status().ToString();
   EXPECT_EQ(files->as_array()[0].at("crypt-mode").as_string(), "encrypt");
   EXPECT_EQ(files->as_array()[1].at("crypt-mode").as_string(), "sign-only");
@@ -388,19 +391,18 @@ TEST_F(ServerProtocolTest, TokenPasswordAuthAndAclDenial) {
     auto c = BackupClient::Start(Connect("backup@pbs!client", "client-secret"), o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     std::string data = "log line\n";
-    ASSERT_TRUE((*c)->UploadBlob("notes.blob", std::span<const uint8_t>(
-                                                   reinterpret_cast<const uint8_t*>(data.data()),
-                                                   data.size()))
+    ASSERT_TRUE((*c)->UploadBlob("notes.blob",
+                                 std::span<const uint8_t>(
+                                     reinterpret_cast<const uint8_t*>(data.data()), data.size()))
                     .ok());
     ASSERT_TRUE((*c)->Finish().ok());
   }
   // Password login (ticket) for alice: someone else's group is refused by the owner check.
-  auto alice = BackupClient::Start(Connect("alice@pbs", "alice-password"),
-                                   [&] {
-                                     auto x = o;
-                                     x.backup_time = 1700000100;
-                                     return x;
-                                   }());
+  auto alice = BackupClient::Start(Connect("alice@pbs", "alice-password"), [&] {
+    auto x = o;
+    x.backup_time = 1700000100;
+    return x;
+  }());
   ASSERT_FALSE(alice.ok());
   EXPECT_NE(alice.status().message().find("backup owner check failed"), std::string::npos)
       << alice.status().ToString();
@@ -411,10 +413,11 @@ TEST_F(ServerProtocolTest, TokenPasswordAuthAndAclDenial) {
   auto ok = BackupClient::Start(Connect("alice@pbs", "alice-password"), mine);
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   std::string data(100000, 'x');
-  ASSERT_TRUE((*ok)->UploadBlob("data.blob", std::span<const uint8_t>(
-                                                 reinterpret_cast<const uint8_t*>(data.data()),
-                                                 data.size()))
-                  .ok());
+  ASSERT_TRUE(
+      (*ok)
+          ->UploadBlob("data.blob", std::span<const uint8_t>(
+                                        reinterpret_cast<const uint8_t*>(data.data()), data.size()))
+          .ok());
   ASSERT_TRUE((*ok)->Finish().ok());
   // The reader refuses a token without Read on another owner's snapshot.
   ReaderSessionOptions ro;
@@ -459,8 +462,9 @@ TEST_F(ServerProtocolTest, AbortedUploadLeavesNothing) {
   auto again = BackupClient::Start(RootConnect(), o);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   std::string data = "x";
-  ASSERT_TRUE((*again)->UploadBlob("a.blob", std::span<const uint8_t>(
-                                                 reinterpret_cast<const uint8_t*>(data.data()), 1))
+  ASSERT_TRUE((*again)
+                  ->UploadBlob("a.blob", std::span<const uint8_t>(
+                                             reinterpret_cast<const uint8_t*>(data.data()), 1))
                   .ok());
   ASSERT_TRUE((*again)->Finish().ok());
 }
@@ -491,9 +495,9 @@ TEST_F(ServerProtocolTest, VerifyPruneAndGcAsTasks) {
     EXPECT_EQ(s.at("verification").at("state").as_string(), "ok");
   }
 
-  auto p = rest->Call("POST", "/admin/datastore/store1/prune",
-                      {{"backup-type", "ct"}, {"backup-id", "900"}, {"keep-last", 1},
-                       {"use-task", true}});
+  auto p = rest->Call(
+      "POST", "/admin/datastore/store1/prune",
+      {{"backup-type", "ct"}, {"backup-id", "900"}, {"keep-last", 1}, {"use-task", true}});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(WaitTask(*rest, std::string(p->as_string()))["exitstatus"].as_string(), "OK");
   snaps = rest->Call("GET", "/admin/datastore/store1/snapshots",

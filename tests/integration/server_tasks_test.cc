@@ -27,7 +27,7 @@ namespace {
 namespace json = boost::json;
 
 struct Principal {
-  std::string token;   // "user@realm!name"
+  std::string token;  // "user@realm!name"
   std::string secret;
 };
 
@@ -243,8 +243,8 @@ TEST_F(ServerTasksTest, VerifyOfDamagedSnapshotEndsWithTaskError) {
   ASSERT_TRUE(raw.ok());
   ASSERT_EQ(raw->status, 200);
   ASSERT_GE(raw->body.size(), 4096u + 32u);
-  std::string hex = ToHex(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(raw->body.data()) + 4096 + 64, 32));
+  std::string hex = ToHex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw->body.data()) + 4096 + 64, 32));
   std::string chunk = StorePath(".chunks/" + hex.substr(0, 4) + "/" + hex);
   {
     std::fstream f(chunk, std::ios::in | std::ios::out | std::ios::binary);
@@ -253,21 +253,22 @@ TEST_F(ServerTasksTest, VerifyOfDamagedSnapshotEndsWithTaskError) {
     f.put('\x5a');
   }
   auto r = c->Call("POST", "/admin/datastore/fixture/verify",
-                   {{"backup-type", "vm"}, {"backup-id", "100"}, {"backup-time", 1714557600},
+                   {{"backup-type", "vm"},
+                    {"backup-id", "100"},
+                    {"backup-time", 1714557600},
                     {"ignore-verified", false}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   std::string upid(r->as_string());
   EXPECT_NE(upid.find(":verify_snapshot:fixture\\x3a-vm-100-"), std::string::npos) << upid;
   json::object st = WaitTask(*c, upid);
-  EXPECT_EQ(st["exitstatus"].as_string(),
-            "verification failed - please check the log for details");
+  EXPECT_EQ(st["exitstatus"].as_string(), "verification failed - please check the log for details");
   auto lines = LogLines(*c, upid);
   EXPECT_TRUE(HasLine(lines, "Failed to verify the following snapshots/groups:"));
   EXPECT_EQ(Message(lines.back()),
             "TASK ERROR: verification failed - please check the log for details");
   // The list shows the error as the task's status.
-  auto list = c->Call("GET", "/nodes/localhost/tasks", {{"typefilter", "verify_snapshot"},
-                                                         {"errors", true}});
+  auto list = c->Call("GET", "/nodes/localhost/tasks",
+                      {{"typefilter", "verify_snapshot"}, {"errors", true}});
   ASSERT_TRUE(list.ok());
   bool seen = false;
   for (const auto& t : list->as_array()) {
@@ -329,8 +330,9 @@ TEST_F(ServerTasksTest, PruneDatastoreDryRunLogsWithoutRemoving) {
   json::object st = WaitTask(*c, upid);
   EXPECT_EQ(st["exitstatus"].as_string(), "OK");
   auto lines = LogLines(*c, upid);
-  EXPECT_TRUE(HasLine(lines, "Starting datastore prune on datastore 'fixture', root namespace, "
-                             "down to full depth"));
+  EXPECT_TRUE(HasLine(lines,
+                      "Starting datastore prune on datastore 'fixture', root namespace, "
+                      "down to full depth"));
   EXPECT_TRUE(HasLine(lines, "(dry test run)"));
   EXPECT_TRUE(HasLine(lines, "retention options: --keep-last 1"));
   EXPECT_TRUE(HasLine(lines, "Pruning group :\"vm/100\""));
@@ -354,8 +356,8 @@ TEST_F(ServerTasksTest, PruneGroupRemovesAndLogsAsTask) {
   EXPECT_EQ(first.at("backup-time").as_int64(), 1711965600);
   EXPECT_FALSE(first.at("keep").as_bool());
   EXPECT_FALSE(std::filesystem::exists(StorePath("vm/100/2024-04-01T10:00:00Z")));
-  auto list = c->Call("GET", "/nodes/localhost/tasks",
-                      {{"typefilter", "prune"}, {"store", "fixture"}});
+  auto list =
+      c->Call("GET", "/nodes/localhost/tasks", {{"typefilter", "prune"}, {"store", "fixture"}});
   ASSERT_TRUE(list.ok());
   bool seen = false;
   for (const auto& t : list->as_array()) {
@@ -369,9 +371,9 @@ TEST_F(ServerTasksTest, PruneGroupRemovesAndLogsAsTask) {
   // use-task: the UPID comes back at once.
   std::filesystem::copy(StorePath("vm/100/2024-05-01T10:00:00Z"),
                         StorePath("vm/100/2024-04-02T10:00:00Z"));
-  auto t = c->Call("POST", "/admin/datastore/fixture/prune",
-                   {{"backup-type", "vm"}, {"backup-id", "100"}, {"keep-last", 1},
-                    {"use-task", true}});
+  auto t =
+      c->Call("POST", "/admin/datastore/fixture/prune",
+              {{"backup-type", "vm"}, {"backup-id", "100"}, {"keep-last", 1}, {"use-task", true}});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   std::string upid(t->as_string());
   json::object st = WaitTask(*c, upid);
@@ -393,8 +395,8 @@ TEST_F(ServerTasksTest, TaskLogPagingAndListFilters) {
   auto all = LogLines(*c, upid);
   ASSERT_GE(all.size(), 4u);
 
-  auto page = c->Request("GET", "/api2/json" + TaskPath(upid, "/log") +
-                                    "?start=2&limit=2&test-status=1");
+  auto page =
+      c->Request("GET", "/api2/json" + TaskPath(upid, "/log") + "?start=2&limit=2&test-status=1");
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->status, 200) << page->body;
   auto v = json::parse(page->body).as_object();
@@ -412,8 +414,7 @@ TEST_F(ServerTasksTest, TaskLogPagingAndListFilters) {
   ASSERT_NE(dl->Header("content-disposition"), nullptr);
   EXPECT_NE(dl->Header("content-disposition")->find("attachment; filename=task-"),
             std::string::npos);
-  EXPECT_EQ(std::count(dl->body.begin(), dl->body.end(), '\n'),
-            static_cast<long>(all.size()));
+  EXPECT_EQ(std::count(dl->body.begin(), dl->body.end(), '\n'), static_cast<long>(all.size()));
 
   // Nothing runs any more.
   auto running = c->Call("GET", "/nodes/localhost/tasks", {{"running", true}});
@@ -426,8 +427,8 @@ TEST_F(ServerTasksTest, TaskLogPagingAndListFilters) {
   ASSERT_EQ(ov.at("data").as_array().size(), 1u);
   EXPECT_EQ(ov.at("total").as_int64(), 2);
   const auto& item = ov.at("data").as_array()[0].as_object();
-  for (const char* k : {"upid", "node", "pid", "pstart", "starttime", "worker_type",
-                        "worker_id", "user", "endtime", "status"}) {
+  for (const char* k : {"upid", "node", "pid", "pstart", "starttime", "worker_type", "worker_id",
+                        "user", "endtime", "status"}) {
     EXPECT_TRUE(item.contains(k)) << k;
   }
   EXPECT_EQ(item.at("node").as_string(), "localhost");
@@ -435,8 +436,7 @@ TEST_F(ServerTasksTest, TaskLogPagingAndListFilters) {
   EXPECT_EQ(item.at("upid").as_string(), upid);
 
   // statusfilter and bad input.
-  auto ok_only = c->Call("GET", "/nodes/localhost/tasks", {{"statusfilter", "ok"},
-                                                            {"limit", 0}});
+  auto ok_only = c->Call("GET", "/nodes/localhost/tasks", {{"statusfilter", "ok"}, {"limit", 0}});
   ASSERT_TRUE(ok_only.ok()) << ok_only.status().ToString();
   for (const auto& t : ok_only->as_array()) EXPECT_EQ(t.at("status").as_string(), "OK");
   auto bad = c->Request("GET", "/api2/json/nodes/localhost/tasks?statusfilter=fine");
@@ -484,9 +484,9 @@ TEST_F(ServerTasksTest, TaskPrivileges) {
   EXPECT_EQ(prune->status, 400);
   EXPECT_EQ(prune->body,
             "missing permissions 'Datastore.Modify|Datastore.Prune' on '/datastore/fixture'");
-  auto verify = alice->Request("POST", "/api2/json/admin/datastore/fixture/verify",
-                               "{\"backup-type\":\"vm\",\"backup-id\":\"100\"}",
-                               "application/json");
+  auto verify =
+      alice->Request("POST", "/api2/json/admin/datastore/fixture/verify",
+                     "{\"backup-type\":\"vm\",\"backup-id\":\"100\"}", "application/json");
   ASSERT_TRUE(verify.ok());
   EXPECT_EQ(verify->status, 400);
   EXPECT_EQ(verify->body, "backup owner check failed (alice@pbs!tok != root@pam)");
@@ -538,14 +538,14 @@ TEST_F(ServerTasksTest, DownloadDecodedFollowsCryptModes) {
     auto t = ParseBackupTime(rest.substr(rest.find('/') + 1));
     EXPECT_TRUE(t.ok());
     auto r = c->Request("GET", "/api2/json/admin/datastore/fixture/download-decoded?backup-type=" +
-                                   type + "&backup-id=" + id + "&backup-time=" +
-                                   std::to_string(*t) + "&file-name=" + file);
+                                   type + "&backup-id=" + id +
+                                   "&backup-time=" + std::to_string(*t) + "&file-name=" + file);
     EXPECT_TRUE(r.ok());
     return std::move(r).value();
   };
   auto sha = [](const std::string& s) {
-    return ToHex(Sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()),
-                                                 s.size())));
+    return ToHex(
+        Sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size())));
   };
   auto blob = get("ct/101/2024-05-01T11:00:00Z", "pct.conf.blob");
   ASSERT_EQ(blob.status, 200) << blob.body;

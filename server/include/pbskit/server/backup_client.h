@@ -29,8 +29,8 @@
 #pragma once
 
 #include <chrono>
-#include <future>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <span>
@@ -59,8 +59,8 @@ struct BackupSessionOptions {
   BackupNamespace ns;
   std::string backup_type = "host";  // vm | ct | host
   std::string backup_id;
-  int64_t backup_time = 0;           // epoch seconds, >= 1
-  bool benchmark = false;            // only with host/benchmark (server rule)
+  int64_t backup_time = 0;  // epoch seconds, >= 1
+  bool benchmark = false;   // only with host/benchmark (server rule)
   bool debug = false;
   CryptMode crypt_mode = CryptMode::kNone;
   const CryptConfig* crypt = nullptr;  // required for encrypt / sign-only; borrowed
@@ -78,7 +78,7 @@ struct UploadStats {
   uint64_t size_compressed = 0;  // encoded bytes uploaded
   uint64_t chunks_uploaded = 0;  // chunks sent
   std::chrono::microseconds duration{0};
-  Digest csum{};                 // index csum (blobs: SHA-256 of the blob file)
+  Digest csum{};  // index csum (blobs: SHA-256 of the blob file)
 };
 
 struct UploadResult {
@@ -118,7 +118,7 @@ class DynamicUpload : public pxar::PxarSink {
   Chunker chunker_;
   std::vector<uint8_t> buf_;  // bytes of the current chunk not yet cut
   size_t scanned_ = 0;
-  uint64_t offset_ = 0;       // stream offset of buf_[0]
+  uint64_t offset_ = 0;  // stream offset of buf_[0]
   bool closed_ = false;
   std::chrono::steady_clock::time_point t0_;
   UploadStats stats_;
@@ -156,8 +156,8 @@ class BackupClient {
   Result<UploadResult> UploadDynamicIndex(const std::string& archive, ByteSource& source,
                                           size_t avg_chunk_size = 4 * 1024 * 1024);
   // Opens a push-style dynamic index. Only one archive may be open at a time.
-  Result<std::unique_ptr<DynamicUpload>> BeginDynamicIndex(
-      const std::string& archive, size_t avg_chunk_size = 4 * 1024 * 1024);
+  Result<std::unique_ptr<DynamicUpload>> BeginDynamicIndex(const std::string& archive,
+                                                           size_t avg_chunk_size = 4 * 1024 * 1024);
 
   // Uploads index.json.blob (the manifest of every uploaded file, signed with a key) and
   // POST /finish. Returns the manifest as uploaded (the server adds chunk_upload_stats).

@@ -39,10 +39,10 @@ struct ReaderSessionOptions {
 };
 
 struct RestoreStats {
-  uint64_t chunks = 0;          // chunks decoded (repeats included)
-  uint64_t downloaded = 0;      // chunk downloads
-  uint64_t raw_bytes = 0;       // encoded bytes downloaded
-  uint64_t bytes = 0;           // decoded bytes delivered
+  uint64_t chunks = 0;      // chunks decoded (repeats included)
+  uint64_t downloaded = 0;  // chunk downloads
+  uint64_t raw_bytes = 0;   // encoded bytes downloaded
+  uint64_t bytes = 0;       // decoded bytes delivered
 };
 
 class ReaderClient {

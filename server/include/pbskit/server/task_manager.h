@@ -48,8 +48,7 @@ class WorkerTask {
  private:
   friend class TaskManager;
   WorkerTask(Upid upid, TaskLogger* log, std::shared_ptr<std::atomic<bool>> abort)
-      : upid_(std::move(upid)), upid_str_(upid_.ToString()), log_(log),
-        abort_(std::move(abort)) {}
+      : upid_(std::move(upid)), upid_str_(upid_.ToString()), log_(log), abort_(std::move(abort)) {}
   Upid upid_;
   std::string upid_str_;
   TaskLogger* log_;
