@@ -286,8 +286,9 @@ Result<TapeRestoreReport> RestoreMediaSet(VirtualTapeDrive* drive, const TapeSta
   } else {
     for (const auto& arg : opts.snapshots) {
       std::string store, snap = arg;
+      // "store:snapshot" - the time part has ':' too, a store name has no '/'.
       size_t colon = arg.find(':');
-      if (colon != std::string::npos) {
+      if (colon != std::string::npos && arg.substr(0, colon).find('/') == std::string::npos) {
         store = arg.substr(0, colon);
         snap = arg.substr(colon + 1);
       }
