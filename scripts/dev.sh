@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pbskit developer entry point (Debian 12, as root).
-#   scripts/dev.sh run    install what is missing, build, start the main job
+#   scripts/dev.sh run    install what is missing, build, start the server on the embedded default
 #   scripts/dev.sh test   install what is missing, build, run the whole test suite
 #   scripts/dev.sh asan   the same test suite in an AddressSanitizer+UBSan build
 #   scripts/dev.sh build  install and build only
@@ -36,7 +36,9 @@ case "$cmd" in
   run)
     install_deps
     build build
-    exec ./build/pbskit demo
+    # First start: datastore 'store1' under ./pbskit-data, a self-signed certificate and an
+    # API token whose secret is printed once. PBSKIT_LISTEN overrides 0.0.0.0:8007.
+    exec ./build/pbskit serve --listen "${PBSKIT_LISTEN:-0.0.0.0:8007}"
     ;;
   test)
     install_deps
