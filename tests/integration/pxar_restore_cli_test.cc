@@ -541,5 +541,24 @@ TEST_F(BackupDirRoundTrip, EveryChangeDetectionModeRestoresTheTree) {
   EXPECT_EQ(m["etc/conf.d/app.conf"].xattrs["user.origin"], "round trip");
 }
 
+TEST_F(BackupDirRoundTrip, EncryptedArchiveNeedsItsKey) {
+  const std::string key = test::Fixture("pbs-3.2.4-datastore.key.json");
+  CommandResult r = RunCli({"backup", "dir", *tmp_ / "src", "--store", *tmp_ / "store", "--type",
+                            "host", "--id", "enc", "--change-detection-mode", "data", "--keyfile",
+                            key, "--backup-time", "1717300000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string snap = "host/enc/2024-06-02T03:46:40Z";
+  std::string t = *tmp_ / "restore-enc";
+  r = Restore({"--store", *tmp_ / "store", snap, "root.pxar", t});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("missing key"), std::string::npos) << r.err;
+  r = Restore({"--store", *tmp_ / "store", snap, "root.pxar", t, "--keyfile", key});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(TreeLines(t), TreeLines(*tmp_ / "src"));
+  r = RunCli({"snapshot", "ls", "--store", *tmp_ / "store", snap, "root.pxar", "/", "--keyfile", key});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "d \"/data\"\nd \"/etc\"\n");
+}
+
 }  // namespace
 }  // namespace pbskit
