@@ -62,3 +62,9 @@ printf 'restic check --read-data: '; $TIME restic -q -r "$WORK/restic" check --r
 printf 'borg check --verify-data: '; $TIME borg check --verify-data "$WORK/borg" 2>&1 | tail -1
 printf 'restic prune: '; $TIME restic -q -r "$WORK/restic" prune 2>&1 | tail -1
 printf 'borg compact: '; $TIME borg compact "$WORK/borg" 2>&1 | tail -1
+
+echo "== tape catalog lookup (100 tapes: .index caches vs loading every media catalog)"
+cmake --build "$BUILD" -j"$THREADS" --target tape_catalog_bench
+TAPE_BENCH=$BUILD/bench/tape_catalog_bench
+[ -x "$TAPE_BENCH" ] || TAPE_BENCH=$BUILD/tape_catalog_bench
+TMPDIR=$WORK "$TAPE_BENCH" 100 200 20000 5

@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
   int chunks = argc > 3 ? std::atoi(argv[3]) : 20000;
   int rounds = argc > 4 ? std::atoi(argv[4]) : 5;
   const char* tmp_env = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp_env ? tmp_env : "/tmp") + "/pbskit-tape-bench-" +
-                    std::to_string(::getpid());
+  std::string dir =
+      std::string(tmp_env ? tmp_env : "/tmp") + "/pbskit-tape-bench-" + std::to_string(::getpid());
   TapeStatusDir state(PosixFilesystem(), dir);
   if (!state.Init().ok()) return 1;
 
@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
         (void)b->RegisterChunk(Sha256(seed));
       }
       (void)b->EndChunkArchive(u, file++);
-      std::string name = "vm/" + std::to_string(t * 1000 + i) + "/" +
-                         FormatBackupTime(1700000000 + i);
+      std::string name =
+          "vm/" + std::to_string(t * 1000 + i) + "/" + FormatBackupTime(1700000000 + i);
       (void)b->RegisterSnapshot(RandomUuid(), file++, "store1", name);
     }
     catalog_bytes += b->pending().size();

@@ -67,7 +67,8 @@ Result<VirtualDriveConfig> ResolveDrive(const GlobalOptions& g, const std::strin
   if (d == nullptr) {
     for (const auto& l : cfg.lto_drives) {
       if (l.name == name) {
-        return Status::Unsupported("drive '" + name + "' is an LTO drive; pbskit drives only "
+        return Status::Unsupported("drive '" + name +
+                                   "' is an LTO drive; pbskit drives only "
                                    "the virtual drive type");
       }
     }
@@ -96,8 +97,8 @@ struct DriveArgs {
 
 int DriveCreate(GlobalOptions& g, const DriveArgs& a) {
   if (a.type != "virtual") {
-    return ReportError(Status::Unsupported("drive type '" + a.type +
-                                           "' is not supported (only 'virtual')"), 2);
+    return ReportError(
+        Status::Unsupported("drive type '" + a.type + "' is not supported (only 'virtual')"), 2);
   }
   auto cfg = LoadDrives(g);
   if (!cfg.ok()) return ReportError(cfg.status(), 2);
@@ -143,7 +144,9 @@ int DriveList(GlobalOptions& g) {
   TableOptions t = DefaultTableOptions();
   t.sort_by = {{"name", false}};
   return PrintList(g, rows,
-                   {{"name", "Name"}, {"type", "Type"}, {"path", "Path"},
+                   {{"name", "Name"},
+                    {"type", "Type"},
+                    {"path", "Path"},
                     {"max-size", "Max Size", true,
                      [](const boost::json::value& v, const boost::json::object&) {
                        return v.is_number() ? HumanBytes(v.to_number<uint64_t>()) : std::string();
@@ -195,8 +198,11 @@ int PoolList(GlobalOptions& g) {
   TableOptions t = DefaultTableOptions();
   t.sort_by = {{"name", false}};
   return PrintList(g, rows,
-                   {{"name", "Name"}, {"allocation", "Allocation"}, {"retention", "Retention"},
-                    {"template", "Template"}, {"encrypt", "Encrypt"}},
+                   {{"name", "Name"},
+                    {"allocation", "Allocation"},
+                    {"retention", "Retention"},
+                    {"template", "Template"},
+                    {"encrypt", "Encrypt"}},
                    t);
 }
 
@@ -223,9 +229,9 @@ int Label(GlobalOptions& g, const LabelArgs& a) {
   auto drive = OpenDrive(*d);
   if (!drive.ok()) return ReportError(drive.status(), 1);
   TapeStatusDir state(PosixFilesystem(), TapeDir(g));
-  auto id = LabelTape(drive->get(), d->name, state, a.label_text,
-                      a.pool.empty() ? std::nullopt : std::optional<std::string>(a.pool),
-                      a.force, Now());
+  auto id =
+      LabelTape(drive->get(), d->name, state, a.label_text,
+                a.pool.empty() ? std::nullopt : std::optional<std::string>(a.pool), a.force, Now());
   if (!id.ok()) return ReportError(id.status(), ExitCodeFor(id.status()));
   if (g.output_format == "text") {
     std::cout << "Label media '" << a.label_text << "' in drive '" << d->name << "'\n"
@@ -256,7 +262,7 @@ int MediaList(GlobalOptions& g, const MediaListArgs& a) {
     o["location"] = e.location.value_or("offline");
     std::string status = e.status.value_or("");
     bool has_set = e.id.media_set_label && !e.id.media_set_label->IsUnassigned();
-    if (status.empty()) status = has_set ? "writable" : "writable";
+    if (status.empty()) status = "writable";  // PBS: no persisted status = usable
     o["status"] = status;
     bool catalog = true;
     if (has_set) {
@@ -277,9 +283,13 @@ int MediaList(GlobalOptions& g, const MediaListArgs& a) {
     return std::string(v.is_bool() && v.as_bool() ? "ok" : "missing");
   };
   return PrintList(g, rows,
-                   {{"label-text", "Label Text"}, {"pool", "Pool"},
-                    {"media-set-uuid", "Media Set Uuid"}, {"seq-nr", "Seq Nr", true},
-                    {"status", "Status"}, {"location", "Location"}, {"catalog", "Catalog", false, ok}},
+                   {{"label-text", "Label Text"},
+                    {"pool", "Pool"},
+                    {"media-set-uuid", "Media Set Uuid"},
+                    {"seq-nr", "Seq Nr", true},
+                    {"status", "Status"},
+                    {"location", "Location"},
+                    {"catalog", "Catalog", false, ok}},
                    t);
 }
 

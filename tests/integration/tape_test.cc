@@ -82,8 +82,7 @@ class TapeTest : public ::testing::Test {
     }
     backup_out_ = Cli({"tape", "backup", root_ + "/store", "--pool", "pool1", "--drive", "vdrive"});
     // Media set and the catalogs as written at backup time.
-    auto list = boost::json::parse(
-        Cli({"--output-format", "json", "tape", "media", "list"}));
+    auto list = boost::json::parse(Cli({"--output-format", "json", "tape", "media", "list"}));
     for (const auto& m : list.as_array()) {
       const auto& o = m.as_object();
       if (!o.contains("media-set-uuid")) continue;
@@ -138,8 +137,9 @@ class TapeTest : public ::testing::Test {
     return std::vector<uint8_t>(bytes.begin(), bytes.begin() + 64);
   }
   static boost::json::object Restore(const std::vector<std::string>& extra, int want_exit) {
-    std::vector<std::string> args = {"--output-format", "json", "tape", "restore", set_,
-                                     "--store", root_ + "/target", "--drive", "vdrive"};
+    std::vector<std::string> args = {"--output-format", "json",    "tape",
+                                     "restore",         set_,      "--store",
+                                     root_ + "/target", "--drive", "vdrive"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = Run(args);
     EXPECT_EQ(r.exit_code, want_exit) << r.out << r.err;
@@ -305,16 +305,16 @@ TEST_F(TapeTest, RestoreWholeSetThenOneSnapshotReadsOnlyItsFiles) {
 
 // Which tape files hold the chunk archives / snapshot archive a snapshot needs, from the
 // catalogs on disk via `pbskit tape restore` itself is not exposed; find them by content magic.
-std::vector<std::pair<std::string, int>> FilesWithMagic(const std::string& root,
-                                                        const std::map<uint64_t, std::string>& tapes,
-                                                        const std::vector<uint8_t>& magic) {
+std::vector<std::pair<std::string, int>> FilesWithMagic(
+    const std::string& root, const std::map<uint64_t, std::string>& tapes,
+    const std::vector<uint8_t>& magic) {
   std::vector<std::pair<std::string, int>> out;
   for (const auto& [seq, label] : tapes) {
     auto j = boost::json::parse(test::ReadText(root + "/drive/tape-" + label + ".json"));
     int files = static_cast<int>(j.at("files").to_number<int64_t>());
     for (int n = 2; n < files; ++n) {
-      auto bytes = test::ReadFile(root + "/drive/tapefile-" + std::to_string(n) + "-" + label +
-                                  ".json");
+      auto bytes =
+          test::ReadFile(root + "/drive/tapefile-" + std::to_string(n) + "-" + label + ".json");
       if (std::equal(magic.begin(), magic.end(), bytes.begin() + 24)) out.emplace_back(label, n);
     }
   }
@@ -413,8 +413,8 @@ TEST_F(TapeTest, DamagedTapesAreReportedAndRestoredDataIsKept) {
     std::string idx = root_ + "/drive/tape-" + label + ".json";
     fs::rename(idx, idx + ".away");
     auto rep = Restore({}, 1);
-    auto reindex = Run({"--output-format", "json", "tape", "catalog", "reindex", "--drive",
-                        "vdrive"});
+    auto reindex =
+        Run({"--output-format", "json", "tape", "catalog", "reindex", "--drive", "vdrive"});
     fs::rename(idx + ".away", idx);
     EXPECT_EQ(boost::json::serialize(rep.at("missing-media")), "[\"" + label + "\"]");
     int incomplete = 0;

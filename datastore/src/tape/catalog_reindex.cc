@@ -28,8 +28,8 @@ class TmpCatalog {
   static Result<TmpCatalog> Create(const TapeStatusDir& state, const Uuid& media) {
     PBSKIT_RETURN_IF_ERROR(state.Init());
     std::string path = state.TmpPath(media);
-    PBSKIT_ASSIGN_OR_RETURN(
-        int fd, state.fs()->Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    PBSKIT_ASSIGN_OR_RETURN(int fd,
+                            state.fs()->Open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
     return TmpCatalog(state, media, ScopedFd(state.fs(), fd));
   }
   Status Append(MediaCatalogBuilder* b) {
@@ -42,8 +42,8 @@ class TmpCatalog {
   Status Finish() {
     PBSKIT_RETURN_IF_ERROR(state_->fs()->Fsync(fd_.get()));
     PBSKIT_RETURN_IF_ERROR(fd_.Close());
-    PBSKIT_RETURN_IF_ERROR(state_->fs()->Rename(state_->TmpPath(media_),
-                                                state_->CatalogPath(media_)));
+    PBSKIT_RETURN_IF_ERROR(
+        state_->fs()->Rename(state_->TmpPath(media_), state_->CatalogPath(media_)));
     auto st = state_->fs()->Unlink(state_->IndexPath(media_));
     if (!st.ok() && st.code() != Code::kNotFound) return st;
     return state_->fs()->FsyncDir(state_->dir());
@@ -119,14 +119,15 @@ Status FastCatalogRestore(VirtualTapeDrive* drive, const TapeStatusDir& state, c
       if (!bytes.ok()) return bytes.status().WithContext(FileCtx(cur) + " (catalog archive)");
       PBSKIT_ASSIGN_OR_RETURN(bool incomplete, f.reader.IsIncomplete());
       if (incomplete) {
-        Log(log, "skipping incomplete catalog archive for '" + name + "' at pos " +
-                     std::to_string(cur));
+        Log(log,
+            "skipping incomplete catalog archive for '" + name + "' at pos " + std::to_string(cur));
         continue;
       }
       auto hdr = ParseMediaCatalogHeader(*bytes);
       bool good = hdr.ok() && hdr->found_magic && hdr->media_uuid == ch->uuid &&
                   hdr->media_set_uuid == ch->media_set_uuid;
-      std::string why = hdr.ok() ? "media or media-set uuid does not match" : hdr.status().message();
+      std::string why =
+          hdr.ok() ? "media or media-set uuid does not match" : hdr.status().message();
       if (good) {
         MediaSetLabel want;
         want.uuid = ch->media_set_uuid;
@@ -214,8 +215,8 @@ Status ScanMediaCatalog(VirtualTapeDrive* drive, const TapeStatusDir& state, con
           Log(log, result->notes.back());
           continue;
         }
-        Log(log, "File " + std::to_string(cur) + ": snapshot archive " + sh->store + ":" +
-                     sh->snapshot);
+        Log(log,
+            "File " + std::to_string(cur) + ": snapshot archive " + sh->store + ":" + sh->snapshot);
         PBSKIT_RETURN_IF_ERROR(b.RegisterSnapshot(h.uuid, cur, sh->store, sh->snapshot));
         ++result->snapshots;
         if (b.pending().size() > kCommitThreshold) PBSKIT_RETURN_IF_ERROR(tmp.Append(&b));

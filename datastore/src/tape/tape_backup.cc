@@ -205,8 +205,8 @@ Status PoolWriter::AbsorbCatalog(const MediaCatalogContent& c) {
 Status PoolWriter::Start() {
   const std::string& alloc = opts_.pool.allocation.value_or("continue");
   if (alloc != "continue" && alloc != "always") {
-    return Status::Unsupported("media pool '" + opts_.pool.name + "': allocation policy '" +
-                               alloc + "' (calendar event) is not supported by pbskit");
+    return Status::Unsupported("media pool '" + opts_.pool.name + "': allocation policy '" + alloc +
+                               "' (calendar event) is not supported by pbskit");
   }
   if (opts_.pool.encrypt) {
     return Status::Unsupported("media pool '" + opts_.pool.name +
@@ -230,9 +230,12 @@ Status PoolWriter::Start() {
     }
   }
   std::string reason;
-  if (opts_.force_media_set) reason = "forced";
-  else if (!latest || ambiguous) reason = "no current media set";
-  else if (alloc == "always") reason = "policy is AlwaysCreate";
+  if (opts_.force_media_set)
+    reason = "forced";
+  else if (!latest || ambiguous)
+    reason = "no current media set";
+  else if (alloc == "always")
+    reason = "policy is AlwaysCreate";
   if (reason.empty()) {
     PBSKIT_ASSIGN_OR_RETURN(auto members, inv_.MediaSetMembers(latest->uuid));
     for (size_t i = 0; i < members.size() && reason.empty(); ++i) {
@@ -263,8 +266,8 @@ Status PoolWriter::Start() {
     const auto* e = inv_.Find(m);
     auto c = state_.LoadCatalog(e->id);
     if (!c.ok()) {
-      return c.status().WithContext("unable to load catalog of media '" +
-                                    e->id.label.label_text + "' (run 'pbskit tape catalog "
+      return c.status().WithContext("unable to load catalog of media '" + e->id.label.label_text +
+                                    "' (run 'pbskit tape catalog "
                                     "reindex')");
     }
     PBSKIT_RETURN_IF_ERROR(AbsorbCatalog(*c));
@@ -350,8 +353,8 @@ Result<Uuid> PoolWriter::LoadWritableMedia() {
   if (labels.media_set && labels.media_set->uuid == want.uuid) {
     if (labels.media_set->seq_nr != want.seq_nr) {
       return Status::Corruption("got media with wrong media sequence number (" +
-                                std::to_string(want.seq_nr) + " != " +
-                                std::to_string(labels.media_set->seq_nr));
+                                std::to_string(want.seq_nr) +
+                                " != " + std::to_string(labels.media_set->seq_nr));
     }
     PBSKIT_ASSIGN_OR_RETURN(auto bytes, state_.ReadCatalog(uuid));
     PBSKIT_ASSIGN_OR_RETURN(auto b, MediaCatalogBuilder::Open(uuid, bytes));
@@ -599,8 +602,7 @@ Status PoolWriter::Finish(bool need_catalog) {
 }  // namespace
 
 Result<TapeBackupSummary> RunTapeBackup(std::shared_ptr<DataStore> store, VirtualTapeDrive* drive,
-                                        const TapeStatusDir& state,
-                                        const TapeBackupOptions& opts) {
+                                        const TapeStatusDir& state, const TapeBackupOptions& opts) {
   PBSKIT_ASSIGN_OR_RETURN(auto filter, GroupFilter::Parse(opts.group_filter));
   PoolWriter writer(store, drive, state, opts);
   PBSKIT_RETURN_IF_ERROR(writer.Start());
@@ -619,8 +621,8 @@ Result<TapeBackupSummary> RunTapeBackup(std::shared_ptr<DataStore> store, Virtua
   std::stable_sort(groups.begin(), groups.end(),
                    [](const auto& a, const auto& b) { return a.second < b.second; });
   if (opts.log) {
-    opts.log("found " + std::to_string(groups.size()) + " groups (out of " +
-             std::to_string(total) + " total)");
+    opts.log("found " + std::to_string(groups.size()) + " groups (out of " + std::to_string(total) +
+             " total)");
   }
   bool need_catalog = false;
   for (size_t gi = 0; gi < groups.size(); ++gi) {

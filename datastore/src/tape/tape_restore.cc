@@ -83,8 +83,9 @@ Status ExtractSnapshot(VirtualTapeDrive* drive, const Wanted& w, Filesystem* fs,
   std::vector<uint8_t> buf(kBlockSize);
   bool manifest = false;
   PBSKIT_RETURN_IF_ERROR(ReadSnapshotArchive(
-      &reader, [&](const std::string& name, const pxar::Stat&, uint64_t,
-                   const std::function<Result<size_t>(std::span<uint8_t>)>& read) -> Status {
+      &reader,
+      [&](const std::string& name, const pxar::Stat&, uint64_t,
+          const std::function<Result<size_t>(std::span<uint8_t>)>& read) -> Status {
         Status ok_name = CheckRestoredName(name);
         if (!ok_name.ok()) return Status::Corruption("bad file name in snapshot archive: " + name);
         if (name == kManifestBlobName) manifest = true;
@@ -193,9 +194,9 @@ std::string TapeRestoreReport::ToText() const {
     return s.status == "incomplete" || s.status == "not-found";
   });
   o << (ok() ? "TASK OK" : "TASK ERROR") << ": " << restored << " snapshots restored, "
-    << incomplete << " incomplete, " << chunks_restored << " chunks restored ("
-    << chunks_present << " already present), " << files_read << " tape files read from "
-    << media_read.size() << " media\n";
+    << incomplete << " incomplete, " << chunks_restored << " chunks restored (" << chunks_present
+    << " already present), " << files_read << " tape files read from " << media_read.size()
+    << " media\n";
   return o.str();
 }
 
@@ -301,8 +302,8 @@ Result<TapeRestoreReport> RestoreMediaSet(VirtualTapeDrive* drive, const TapeSta
         }
       }
       if (!found) {
-        std::string reason = "not found in the catalogs of media set " +
-                             UuidToString(opts.media_set);
+        std::string reason =
+            "not found in the catalogs of media set " + UuidToString(opts.media_set);
         for (const auto& m : members) {
           if (!m.catalog_ok && !m.id.label.label_text.empty()) {
             reason += "; media '" + m.id.label.label_text + "' has no usable catalog (" +
@@ -377,8 +378,8 @@ Result<TapeRestoreReport> RestoreMediaSet(VirtualTapeDrive* drive, const TapeSta
       }
       loaded = w.loc.member;
     }
-    Log(opts.log, "restore snapshot archive " + w.store + ":" + w.snapshot + " from " +
-                      Where(m, w.loc.file));
+    Log(opts.log,
+        "restore snapshot archive " + w.store + ":" + w.snapshot + " from " + Where(m, w.loc.file));
     Status st = drive->MoveToFile(w.loc.file);
     if (st.ok()) st = ExtractSnapshot(drive, w, fs, w.tmp);
     ++report.files_read;
@@ -433,7 +434,8 @@ Result<TapeRestoreReport> RestoreMediaSet(VirtualTapeDrive* drive, const TapeSta
   }
   for (size_t mi = 0; mi < members.size(); ++mi) {
     for (const auto& e : members[mi].content.entries) {
-      if (e.type == MediaCatalogEntry::Type::kChunkArchiveStart) file_uuid[{mi, e.file_number}] = e.uuid;
+      if (e.type == MediaCatalogEntry::Type::kChunkArchiveStart)
+        file_uuid[{mi, e.file_number}] = e.uuid;
     }
   }
   std::vector<uint8_t> plain;
@@ -485,13 +487,14 @@ Result<TapeRestoreReport> RestoreMediaSet(VirtualTapeDrive* drive, const TapeSta
         PBSKIT_ASSIGN_OR_RETURN(bool more, dec.Next(&d, &raw));
         if (!more) break;
         if (!digests.count(d)) continue;
-        bool encrypted = raw.size() >= 8 && (std::equal(raw.begin(), raw.begin() + 8,
-                                                         kEncryptedBlobMagic.begin()) ||
-                                              std::equal(raw.begin(), raw.begin() + 8,
-                                                         kEncrCompressedBlobMagic.begin()));
+        bool encrypted =
+            raw.size() >= 8 &&
+            (std::equal(raw.begin(), raw.begin() + 8, kEncryptedBlobMagic.begin()) ||
+             std::equal(raw.begin(), raw.begin() + 8, kEncrCompressedBlobMagic.begin()));
         if (!encrypted) {
           Status st = DecodeBlob(raw, nullptr, &plain);
-          if (st.ok() && Sha256(plain) != d) st = Status::Corruption("detected chunk with wrong digest.");
+          if (st.ok() && Sha256(plain) != d)
+            st = Status::Corruption("detected chunk with wrong digest.");
           if (!st.ok()) return st.WithContext("chunk " + ToHex(d));
         }
         PBSKIT_RETURN_IF_ERROR(target->chunk_store().InsertChunk(d, raw).status());

@@ -178,10 +178,9 @@ void Inventory::Store(const MediaId& id, bool clear_status) {
   }
   InventoryEntry e;
   e.id = id;
-  auto pos = std::lower_bound(entries_.begin(), entries_.end(), id.label.uuid,
-                              [](const InventoryEntry& a, const Uuid& u) {
-                                return a.id.label.uuid < u;
-                              });
+  auto pos =
+      std::lower_bound(entries_.begin(), entries_.end(), id.label.uuid,
+                       [](const InventoryEntry& a, const Uuid& u) { return a.id.label.uuid < u; });
   entries_.insert(pos, std::move(e));
 }
 
@@ -200,9 +199,9 @@ void Inventory::SetLocation(const Uuid& media_uuid, std::optional<std::string> l
 Result<Inventory> Inventory::Update(Filesystem* fs, const std::string& dir,
                                     const std::function<Status(Inventory*)>& fn) {
   PBSKIT_RETURN_IF_ERROR(MkdirAll(fs, dir, 0750));
-  PBSKIT_ASSIGN_OR_RETURN(auto lock, FlockGuard::Take(fs, JoinPath(dir, ".inventory.lck"),
-                                                      LockMode::kExclusive,
-                                                      O_RDWR | O_CREAT | O_CLOEXEC));
+  PBSKIT_ASSIGN_OR_RETURN(
+      auto lock, FlockGuard::Take(fs, JoinPath(dir, ".inventory.lck"), LockMode::kExclusive,
+                                  O_RDWR | O_CREAT | O_CLOEXEC));
   PBSKIT_ASSIGN_OR_RETURN(auto inv, Load(fs, dir));
   PBSKIT_RETURN_IF_ERROR(fn(&inv));
   PBSKIT_RETURN_IF_ERROR(
@@ -267,8 +266,8 @@ Status TapeStatusDir::AppendCatalog(const Uuid& media, std::span<const uint8_t> 
   PBSKIT_ASSIGN_OR_RETURN(auto lock,
                           FlockGuard::Take(fs_, path, LockMode::kExclusive, O_RDWR | O_CLOEXEC));
   PBSKIT_ASSIGN_OR_RETURN(auto st, fs_->FStat(lock.fd()));
-  PBSKIT_RETURN_IF_ERROR(fs_->PWriteAll(lock.fd(), bytes.data(), bytes.size(),
-                                        static_cast<uint64_t>(st.st_size)));
+  PBSKIT_RETURN_IF_ERROR(
+      fs_->PWriteAll(lock.fd(), bytes.data(), bytes.size(), static_cast<uint64_t>(st.st_size)));
   return fs_->Fsync(lock.fd());
 }
 
@@ -323,10 +322,9 @@ Result<std::string> TapeStatusDir::CacheId(const Uuid& media) const {
     return st.status();
   }
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%016llX-%016llX-%016llX",
-                static_cast<unsigned long long>(st->st_ino),
-                static_cast<unsigned long long>(st->st_size),
-                static_cast<unsigned long long>(st->st_mtime));
+  std::snprintf(
+      buf, sizeof buf, "%016llX-%016llX-%016llX", static_cast<unsigned long long>(st->st_ino),
+      static_cast<unsigned long long>(st->st_size), static_cast<unsigned long long>(st->st_mtime));
   return std::string(buf);
 }
 

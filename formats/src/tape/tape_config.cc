@@ -55,8 +55,8 @@ Result<std::optional<uint64_t>> OptU64(const SectionConfigEntry& e, const char* 
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
   if (ec != std::errc() || p != v->data() + v->size()) {
-    return Bad(e, key, file, "property '" + std::string(key) + "': expected an integer, got '" +
-                                 *v + "'");
+    return Bad(e, key, file,
+               "property '" + std::string(key) + "': expected an integer, got '" + *v + "'");
   }
   return std::optional<uint64_t>(n);
 }
@@ -188,8 +188,8 @@ Result<MediaPoolConfigFile> MediaPoolConfigFile::Parse(std::string_view text,
     }
     PBSKIT_RETURN_IF_ERROR(CheckName(e, file));
     if (!names.insert(e.id).second) {
-      return Status::InvalidArgument(file + ":" + std::to_string(e.line) +
-                                     ": duplicate pool '" + e.id + "'");
+      return Status::InvalidArgument(file + ":" + std::to_string(e.line) + ": duplicate pool '" +
+                                     e.id + "'");
     }
     PBSKIT_RETURN_IF_ERROR(
         CheckKeys(e, {"allocation", "retention", "template", "encrypt", "comment"}, {}, file));
@@ -228,8 +228,7 @@ const MediaPoolConfig* MediaPoolConfigFile::Find(std::string_view name) const {
 
 // ---------------------------------------------------------------- tape-job.cfg
 
-Result<TapeJobConfigFile> TapeJobConfigFile::Parse(std::string_view text,
-                                                   const std::string& file) {
+Result<TapeJobConfigFile> TapeJobConfigFile::Parse(std::string_view text, const std::string& file) {
   PBSKIT_ASSIGN_OR_RETURN(auto cfg, SectionConfig::Parse(text, file));
   TapeJobConfigFile out;
   for (const auto& e : cfg.sections) {
@@ -237,12 +236,12 @@ Result<TapeJobConfigFile> TapeJobConfigFile::Parse(std::string_view text,
       return Status::InvalidArgument(file + ":" + std::to_string(e.line) +
                                      ": unknown section type '" + e.type + "'");
     }
-    PBSKIT_RETURN_IF_ERROR(CheckKeys(
-        e,
-        {"store", "pool", "drive", "ns", "max-depth", "group-filter", "schedule", "eject-media",
-         "export-media-set", "latest-only", "notify-user", "notification-mode", "worker-threads",
-         "comment"},
-        {"group-filter"}, file));
+    PBSKIT_RETURN_IF_ERROR(
+        CheckKeys(e,
+                  {"store", "pool", "drive", "ns", "max-depth", "group-filter", "schedule",
+                   "eject-media", "export-media-set", "latest-only", "notify-user",
+                   "notification-mode", "worker-threads", "comment"},
+                  {"group-filter"}, file));
     TapeBackupJobConfig j;
     j.id = e.id;
     PBSKIT_ASSIGN_OR_RETURN(j.store, Required(e, "store", file));
@@ -274,11 +273,20 @@ Result<uint64_t> ParseTapeSize(std::string_view text) {
   if (ec != std::errc()) return bad;
   std::string unit(text.substr(i));
   while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
-  static const std::map<std::string, uint64_t> kUnits = {
-      {"", 1},           {"B", 1},
-      {"K", 1ull << 10}, {"M", 1ull << 20},  {"G", 1ull << 30},  {"T", 1ull << 40},
-      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-      {"KB", 1000ull},   {"MB", 1000000ull}, {"GB", 1000000000ull}, {"TB", 1000000000000ull}};
+  static const std::map<std::string, uint64_t> kUnits = {{"", 1},
+                                                         {"B", 1},
+                                                         {"K", 1ull << 10},
+                                                         {"M", 1ull << 20},
+                                                         {"G", 1ull << 30},
+                                                         {"T", 1ull << 40},
+                                                         {"KiB", 1ull << 10},
+                                                         {"MiB", 1ull << 20},
+                                                         {"GiB", 1ull << 30},
+                                                         {"TiB", 1ull << 40},
+                                                         {"KB", 1000ull},
+                                                         {"MB", 1000000ull},
+                                                         {"GB", 1000000000ull},
+                                                         {"TB", 1000000000000ull}};
   auto it = kUnits.find(unit);
   if (it == kUnits.end()) return bad;
   if (n > UINT64_MAX / it->second) return bad;

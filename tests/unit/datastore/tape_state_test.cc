@@ -42,12 +42,13 @@ TEST(TapeInventory, JsonLayoutAndUpdates) {
   });
   ASSERT_TRUE(inv.ok()) << inv.status().ToString();
   std::string text = test::ReadText(tmp.path() + "/inventory.json");
-  EXPECT_EQ(text.rfind(
-                "[\n  {\n    \"id\": {\n      \"label\": {\n        \"ctime\": 1700000000,\n"
-            "        \"label_text\": \"TAPE01\",\n        \"pool\": \"p1\",\n        \"uuid\": "
-            "\"11111111-2222-3333-4444-555555555555\"\n      },\n      \"media_set_label\": {\n  ",
-                0),
-            0u);
+  EXPECT_EQ(
+      text.rfind(
+          "[\n  {\n    \"id\": {\n      \"label\": {\n        \"ctime\": 1700000000,\n"
+          "        \"label_text\": \"TAPE01\",\n        \"pool\": \"p1\",\n        \"uuid\": "
+          "\"11111111-2222-3333-4444-555555555555\"\n      },\n      \"media_set_label\": {\n  ",
+          0),
+      0u);
   EXPECT_NE(text.find("\"location\": \"online-vdrive\",\n    \"status\": \"full\"\n  }"),
             std::string::npos);
   auto loaded = Inventory::Load(fs, tmp.path());
@@ -90,7 +91,8 @@ TEST(TapeCatalogFiles, WriteAppendIndexCacheAndUnrelated) {
   ASSERT_TRUE(state.WriteCatalog(id.label.uuid, b->pending()).ok());
   b->ClearPending();
   ASSERT_TRUE(b->RegisterSnapshot(RandomUuid(), 2, "store1", "vm/100/2024-01-01T00:00:00Z").ok());
-  ASSERT_TRUE(b->RegisterSnapshot(RandomUuid(), 3, "store1", "ns/a/ct/1/2024-01-01T00:00:00Z").ok());
+  ASSERT_TRUE(
+      b->RegisterSnapshot(RandomUuid(), 3, "store1", "ns/a/ct/1/2024-01-01T00:00:00Z").ok());
   ASSERT_TRUE(state.AppendCatalog(id.label.uuid, b->pending()).ok());
   auto content = state.LoadCatalog(id);
   ASSERT_TRUE(content.ok()) << content.status().ToString();

@@ -1,12 +1,11 @@
 // Chunk, snapshot and catalog archives over the in-memory tape device.
-#include "pbskit/formats/tape/archives.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/data_blob.h"
+#include "pbskit/formats/tape/archives.h"
 
 namespace pbskit::tape {
 namespace {
@@ -19,8 +18,8 @@ std::vector<uint8_t> Blob(const std::string& text) {
 }
 
 Digest DigestOf(const std::string& text) {
-  return Sha256(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                         text.size()));
+  return Sha256(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
 struct Opened {
@@ -161,9 +160,8 @@ TEST(TapeSnapshotArchive, RoundTripV11AndV12) {
   for (bool root : {true, false}) {
     std::vector<uint8_t> tape;
     BufferTapeWriter dev(&tape);
-    SnapshotArchiveHeader h{root ? "vm/100/2024-01-01T00:00:00Z"
-                                 : "ns/dev/vm/100/2024-01-01T00:00:00Z",
-                            "store1"};
+    SnapshotArchiveHeader h{
+        root ? "vm/100/2024-01-01T00:00:00Z" : "ns/dev/vm/100/2024-01-01T00:00:00Z", "store1"};
     auto files = Files({{"index.json.blob", "manifest"},
                         {"drive-scsi0.img.fidx", std::string(700000, 'z')},
                         {"client.log.blob", ""}});
@@ -179,8 +177,9 @@ TEST(TapeSnapshotArchive, RoundTripV11AndV12) {
     EXPECT_EQ(parsed->snapshot, h.snapshot);
     std::vector<std::pair<std::string, std::string>> got;
     Status st = ReadSnapshotArchive(
-        &o.reader, [&](const std::string& name, const pxar::Stat& stat, uint64_t size,
-                       const std::function<Result<size_t>(std::span<uint8_t>)>& read) -> Status {
+        &o.reader,
+        [&](const std::string& name, const pxar::Stat& stat, uint64_t size,
+            const std::function<Result<size_t>(std::span<uint8_t>)>& read) -> Status {
           EXPECT_TRUE(stat.is_regular_file());
           std::string content;
           std::vector<uint8_t> buf(4096);

@@ -113,8 +113,8 @@ TEST(MtxStatus, LoadedDriveAndErrors) {
   ASSERT_TRUE(st.ok()) << st.status().ToString();
   EXPECT_EQ(*st->drives[0].loaded_slot, 2u);
   EXPECT_EQ(st->drives[0].status.volume_tag, "TAPE02L8");
-  auto bad = ParseMtxStatus(
-      " Storage Changer x\nData Transfer Element 1:Empty\n");  // drives start at 0
+  auto bad =
+      ParseMtxStatus(" Storage Changer x\nData Transfer Element 1:Empty\n");  // drives start at 0
   ASSERT_FALSE(bad.ok());
   bad = ParseMtxStatus(" Storage Changer x\n      Storage Element 2:Empty\n");
   ASSERT_FALSE(bad.ok());

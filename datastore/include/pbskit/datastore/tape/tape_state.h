@@ -8,9 +8,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <span>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>

@@ -134,9 +134,9 @@ Status ReadSnapshotArchive(
 // ------------------------------------------------------------------ catalog archives
 
 struct CatalogArchiveHeader {
-  Uuid uuid{};            // media the catalog describes
-  Uuid media_set_uuid{};  // its media set
-  uint64_t seq_nr = 0;    // its position in the set
+  Uuid uuid{};                 // media the catalog describes
+  Uuid media_set_uuid{};       // its media set
+  uint64_t seq_nr = 0;         // its position in the set
   std::string ToJson() const;  // serde pretty, declaration order (uuid, media_set_uuid, seq_nr)
   // InvalidArgument "unable to parse catalog archive header - ...".
   static Result<CatalogArchiveHeader> FromJson(std::string_view json);

@@ -128,7 +128,7 @@ Result<MtxStatus> ParseMtxStatus(std::string_view text);
 
 struct TapeDensity {
   uint8_t code;
-  const char* name;  // "LTO-5" ...
+  const char* name;          // "LTO-5" ...
   uint64_t native_capacity;  // bytes
 };
 // The density codes PBS knows (LTO-5 .. LTO-9, incl. LTO-M8), in code order.
