@@ -52,6 +52,7 @@ std::optional<uint32_t> LxcAclQualifier(const std::string& name, bool group) {
 LxcTarArchive::LxcTarArchive(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LxcTarArchive::~LxcTarArchive() {
   if (impl_ && impl_->spool_fd >= 0) close(impl_->spool_fd);
+  if (impl_ && impl_->source_fd >= 0) close(impl_->source_fd);
 }
 const std::string& LxcTarArchive::pct_conf() const { return impl_->pct_conf; }
 const std::optional<std::string>& LxcTarArchive::pct_fw() const { return impl_->pct_fw; }

@@ -32,7 +32,7 @@ class Writer {
   Status Child(uint32_t idx, const std::string& path);
   Status File(const LxcNode& entry, const LxcNode& data, uint32_t data_idx,
               const std::string& path);
-  Status CopySpool(uint64_t offset, uint64_t length);
+  Status CopySpool(uint64_t offset, uint64_t length, int fd);
   Status Zeros(uint64_t length);
 
   const LxcTarArchive::Impl& d_;
@@ -43,13 +43,15 @@ class Writer {
   std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 20);
 };
 
-Status Writer::CopySpool(uint64_t offset, uint64_t length) {
+Status Writer::CopySpool(uint64_t offset, uint64_t length, int fd) {
   while (length > 0) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(length, buf_.size()));
-    ssize_t got = pread(d_.spool_fd, buf_.data(), n, static_cast<off_t>(offset));
+    ssize_t got = pread(fd, buf_.data(), n, static_cast<off_t>(offset));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Status::FromErrno(errno, "read the spool file");
-    if (got == 0) return Status::IoError("spool file ends early at byte " + std::to_string(offset));
+    const char* what = fd == d_.spool_fd ? "the spool file" : "the tar file";
+    if (got < 0) return Status::FromErrno(errno, std::string("read ") + what);
+    if (got == 0)
+      return Status::IoError(std::string(what) + " ends early at byte " + std::to_string(offset));
     PBSKIT_RETURN_IF_ERROR(enc_->WriteFileData({buf_.data(), static_cast<size_t>(got)}));
     offset += static_cast<uint64_t>(got);
     length -= static_cast<uint64_t>(got);
@@ -80,12 +82,13 @@ Status Writer::File(const LxcNode& entry, const LxcNode& data, uint32_t data_idx
   PBSKIT_ASSIGN_OR_RETURN(LinkOffset off, enc_->BeginFile(MetadataOf(data), entry.name, data.size));
   if (data.sparse == kLxcNone) {
     // A salvaged, truncated file has fewer bytes in the spool: its map says so (sparse).
-    PBSKIT_RETURN_IF_ERROR(CopySpool(data.spool, data.size));
+    PBSKIT_RETURN_IF_ERROR(
+        CopySpool(data.spool, data.size, data.in_source ? d_.source_fd : d_.spool_fd));
   } else {
     uint64_t pos = 0, spool = data.spool;
     for (const LxcSegment& s : d_.sparse[data.sparse]) {
       PBSKIT_RETURN_IF_ERROR(Zeros(s.offset - pos));
-      PBSKIT_RETURN_IF_ERROR(CopySpool(spool, s.length));
+      PBSKIT_RETURN_IF_ERROR(CopySpool(spool, s.length, d_.spool_fd));
       spool += s.length;
       pos = s.offset + s.length;
     }

@@ -32,6 +32,7 @@ struct LxcNode {
   bool explicit_dir = false;    // a directory member was seen (not only implied by a path)
   bool has_links = false;       // regular file that hard link members point to
   bool dropped = false;         // replaced by a later member of the same name
+  bool in_source = false;       // `spool` is an offset in the (uncompressed) tar file itself
   uint64_t size = 0;            // regular file: size in bytes
   uint64_t spool = 0;           // regular file: offset of its data in the spool
   uint64_t rdev = 0;            // devices
@@ -48,6 +49,7 @@ struct LxcTarArchive::Impl {
   LxcTarStats stats;
   std::optional<std::string> pxarexclude_cli;
   int spool_fd = -1;
+  int source_fd = -1;  // the tar file, kept open when contents are read from it directly
   std::string path;  // the archive (for messages)
 
   // Path of node `i` relative to the root (no leading "./" or "/").

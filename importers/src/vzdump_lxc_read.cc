@@ -85,6 +85,17 @@ struct FileInput {
       return n;
     }
   }
+  // Plain tar files: skipping file contents is a seek.
+  static la_int64_t Skip(archive*, void* self, la_int64_t request) {
+    auto* in = static_cast<FileInput*>(self);
+    off_t cur = lseek(in->fd, 0, SEEK_CUR);
+    if (cur < 0 || request <= 0) return 0;
+    uint64_t left = in->size > static_cast<uint64_t>(cur) ? in->size - static_cast<uint64_t>(cur) : 0;
+    la_int64_t n = std::min<la_int64_t>(request, static_cast<la_int64_t>(left));
+    if (lseek(in->fd, n, SEEK_CUR) < 0) return 0;
+    *in->counter += static_cast<uint64_t>(n);
+    return n;
+  }
 };
 
 std::string Quoted(const std::string& s) { return "'" + s + "'"; }
@@ -143,6 +154,9 @@ class Reader {
   std::string current_;    // member being read
   Status damage_;
   std::string gap_;  // salvage: the incomplete member
+  bool direct_ = false;  // uncompressed regular file: contents are read from it in phase 2
+  uint64_t source_size_ = 0;
+  archive_entry* entry_ = nullptr;
 };
 
 Status Reader::Damage(archive* a, const std::string& what) {
@@ -278,6 +292,18 @@ Status Reader::Attributes(archive_entry* e, const std::string& shown, LxcNode* n
 }
 
 Status Reader::ReadData(archive* a, LxcNode* node) {
+  // An uncompressed tar file is its own spool: remember where the contents are and seek past
+  // them. Only for plain members that lie wholly inside the file (else the normal path finds
+  // the truncation), not for sparse members (their map sits in the data area).
+  if (direct_ && archive_entry_sparse_count(entry_) == 0 && node->size > 0) {
+    uint64_t start = static_cast<uint64_t>(archive_filter_bytes(a, 0));
+    if (start + node->size <= source_size_) {
+      if (archive_read_data_skip(a) != ARCHIVE_OK) return Damage(a, ArchiveError(a));
+      node->spool = start;
+      node->in_source = true;
+      return Status::OK();
+    }
+  }
   node->spool = spool_->position();
   std::vector<LxcSegment> segs;
   const void* buf;
@@ -550,7 +576,10 @@ Status Reader::Run(const std::string& path) {
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
-  if (archive_read_open(a.get(), &in, nullptr, &FileInput::Read, nullptr) != ARCHIVE_OK) {
+  archive_read_set_callback_data(a.get(), &in);
+  archive_read_set_read_callback(a.get(), &FileInput::Read);
+  if (S_ISREG(st.st_mode)) archive_read_set_skip_callback(a.get(), &FileInput::Skip);
+  if (archive_read_open1(a.get()) != ARCHIVE_OK) {
     if (in.error) return Status::FromErrno(in.error, "read " + Quoted(path));
     if (lzop)
       return Status::Unsupported("cannot decompress lzo archive " + Quoted(path) + ": " +
@@ -571,6 +600,14 @@ Status Reader::Run(const std::string& path) {
                                  Quoted(path) + " (vzdump writes none, gzip, lzo or zstd)");
   }
 
+  if (code == ARCHIVE_FILTER_NONE && S_ISREG(st.st_mode)) {
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd >= 0) {
+      d_->source_fd = dfd;
+      direct_ = true;
+      source_size_ = static_cast<uint64_t>(st.st_size);
+    }
+  }
   for (;;) {
     current_.clear();
     archive_entry* e = nullptr;
@@ -592,6 +629,7 @@ Status Reader::Run(const std::string& path) {
     }
     if (r == ARCHIVE_WARN) Warn(std::string("libarchive: ") + ArchiveError(a.get()));
     ++members_;
+    entry_ = e;
     Status ms = Member(a.get(), e);
     if (in.error) return Status::FromErrno(in.error, "read " + Quoted(path));
     if (!ms.ok()) {

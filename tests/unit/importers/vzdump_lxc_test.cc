@@ -241,14 +241,18 @@ TEST_F(LxcTarTest, ReadsInTarOrderAndWritesInNameOrder) {
 
 TEST_F(LxcTarTest, CompressedArchivesGiveTheSameArchive) {
   std::vector<Member> m = {{"./", 'd'}, {"./f", 'f', std::string(100000, 'q')}, {"./d/", 'd'}};
-  auto plain = Convert(Write("p.tar", MakeTar(m)));
+  std::unique_ptr<LxcTarArchive> plain_tar;
+  auto plain = Convert(Write("p.tar", MakeTar(m)), {}, &plain_tar);
   ASSERT_TRUE(plain.ok());
+  // A plain tar file is read in place; compressed ones go through the spool.
+  EXPECT_EQ(plain_tar->stats().spooled_bytes, 0u);
   for (int filter : {ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_ZSTD}) {
     std::unique_ptr<LxcTarArchive> tar;
     auto got = Convert(Write("c" + std::to_string(filter) + ".tar", MakeTar(m, filter)), {}, &tar);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_EQ(*got, *plain);
     EXPECT_LT(tar->stats().file_bytes, tar->stats().tar_bytes);
+    EXPECT_EQ(tar->stats().spooled_bytes, 100000u);
   }
 }
 
