@@ -32,18 +32,19 @@ struct ExportArgs {
 };
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int RunExport(GlobalOptions& g, const ExportArgs& a) {
   auto ref = ParseSnapshotArg(a.ns, a.snapshot);
   if (!ref.ok()) return ReportError(ref.status(), 2);
   if (!importers::IsPxarArchiveName(a.archive))
-    return ReportError(Status::InvalidArgument(
-                           "unable to export '" + a.archive +
-                           "' as tar: only pxar archives (.pxar, .mpxar/.ppxar) hold file "
-                           "trees; use 'pbskit restore' for images, blobs and other streams"),
-                       2);
+    return ReportError(
+        Status::InvalidArgument("unable to export '" + a.archive +
+                                "' as tar: only pxar archives (.pxar, .mpxar/.ppxar) hold file "
+                                "trees; use 'pbskit restore' for images, blobs and other streams"),
+        2);
   bool zstd = EndsWith(a.target, ".zst") || EndsWith(a.target, ".tzst");
   if (a.compress == "zstd") zstd = true;
   if (a.compress == "none") zstd = false;
@@ -69,9 +70,9 @@ int RunExport(GlobalOptions& g, const ExportArgs& a) {
   if (a.target != "-") {
     struct stat st;
     if (::lstat(a.target.c_str(), &st) == 0)
-      return ReportError(Status::AlreadyExists("unable to create target file \"" + a.target +
-                                               "\" - File exists"),
-                         2);
+      return ReportError(
+          Status::AlreadyExists("unable to create target file \"" + a.target + "\" - File exists"),
+          2);
     tmp = a.target + ".tmp_XXXXXX";
     fd = ::mkstemp(tmp.data());
     if (fd < 0)

@@ -39,9 +39,8 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 }
 
 // A pxar archive into a directory (proxmox-backup-client restore's extract_archive path).
-int RestorePxarToDir(std::shared_ptr<DataStore> store, const SnapshotRef& ref,
-                     const RestoreArgs& a, const CryptConfig* crypt,
-                     const importers::PxarMatchList& matches) {
+int RestorePxarToDir(std::shared_ptr<DataStore> store, const SnapshotRef& ref, const RestoreArgs& a,
+                     const CryptConfig* crypt, const importers::PxarMatchList& matches) {
   auto t0 = std::chrono::steady_clock::now();
   pxar::DecoderOptions dopts;
   dopts.report_directory_end = true;
@@ -67,9 +66,8 @@ int RestorePxarToDir(std::shared_ptr<DataStore> store, const SnapshotRef& ref,
   o.warn = [](const std::string& w) { std::cerr << w << "\n"; };
   auto stats = importers::RestorePxar((*archive)->decoder(), a.target, o);
   if (!stats.ok())
-    return ReportError(Status(stats.status().code(),
-                              "error extracting archive - " + stats.status().message()),
-                       1);
+    return ReportError(
+        Status(stats.status().code(), "error extracting archive - " + stats.status().message()), 1);
   double secs = Seconds(t0);
   uint64_t bytes = (*archive)->total_size();
   char line[256];
@@ -118,12 +116,13 @@ int RunRestore(GlobalOptions& g, const RestoreArgs& a) {
     if (!manifest.ok()) return ReportError(manifest.status(), ExitCodeFor(manifest.status()));
     auto names = importers::ResolvePxarArchiveNames(*manifest, a.archive);
     if (!names.ok()) return ReportError(names.status(), 2);
-    if (names->payload) return ReportError(Status::InvalidArgument("unable to pipe split archive"), 2);
+    if (names->payload)
+      return ReportError(Status::InvalidArgument("unable to pipe split archive"), 2);
     archive = names->archive;
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto reader = ArchiveReader::Open(opened->store, ref->ns, ref->dir, archive,
-                                    crypt ? &*crypt : nullptr);
+  auto reader =
+      ArchiveReader::Open(opened->store, ref->ns, ref->dir, archive, crypt ? &*crypt : nullptr);
   if (!reader.ok()) {
     Code c = reader.status().code();
     return ReportError(reader.status(),
@@ -140,7 +139,7 @@ int RunRestore(GlobalOptions& g, const RestoreArgs& a) {
   char line[200];
   const char* what = (*reader)->type() == ArchiveType::kFixedIndex     ? "image"
                      : (*reader)->type() == ArchiveType::kDynamicIndex ? "archive"
-                                                                        : "blob";
+                                                                       : "blob";
   std::snprintf(line, sizeof line,
                 "restore %s complete (bytes=%llu, duration=%.2fs, speed=%.2fMB/s)", what,
                 static_cast<unsigned long long>(stats.decoded_bytes), secs,
@@ -172,7 +171,8 @@ void Setup(CLI::App& app, GlobalOptions& g) {
                   "syntax: 'etc/**', '!*.log', trailing '/' = directories only)");
   sub->add_flag("--allow-existing-dirs", a->allow_existing_dirs,
                 "do not fail if directories already exist");
-  sub->add_flag("--overwrite", a->overwrite, "overwrite already existing files, symlinks and hardlinks");
+  sub->add_flag("--overwrite", a->overwrite,
+                "overwrite already existing files, symlinks and hardlinks");
   sub->add_flag("--overwrite-files", a->overwrite_files, "overwrite already existing files");
   sub->add_flag("--overwrite-symlinks", a->overwrite_symlinks,
                 "overwrite already existing entries by archives symlink");

@@ -48,8 +48,8 @@ int RunLs(GlobalOptions& g, const LsArgs& a) {
     for (const importers::PxarListEntry& e : listing->entries) {
       boost::json::object o;
       std::string full = "/" + listing->archive + e.path;
-      o["filepath"] = Base64Encode(std::span<const uint8_t>(
-          reinterpret_cast<const uint8_t*>(full.data()), full.size()));
+      o["filepath"] = Base64Encode(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(full.data()), full.size()));
       o["text"] = e.name;
       o["type"] = std::string(1, e.type);
       o["leaf"] = e.type != 'd';

@@ -115,7 +115,8 @@ Status TarWriter::Write(const Entry& e) {
       archive_entry_xattr_add_entry(ae.get(), "security.capability", m.fcaps->data(),
                                     m.fcaps->size());
     if (!m.stat.is_symlink()) AddAcls(ae.get(), m);
-    if (e.kind == EntryKind::kFile) archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.file_size));
+    if (e.kind == EntryKind::kFile)
+      archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.file_size));
     if (e.kind == EntryKind::kSymlink) archive_entry_copy_symlink(ae.get(), e.link_target.c_str());
     if (e.kind == EntryKind::kDevice)
       archive_entry_set_rdev(ae.get(), makedev(e.device.major, e.device.minor));
@@ -170,7 +171,8 @@ Status TarWriter::Run(int fd) {
 
 }  // namespace
 
-Result<PxarTarStats> ExportPxarAsTar(pxar::Decoder* decoder, int fd, const PxarTarOptions& options) {
+Result<PxarTarStats> ExportPxarAsTar(pxar::Decoder* decoder, int fd,
+                                     const PxarTarOptions& options) {
   PxarTarStats stats;
   TarWriter w(decoder, options, &stats);
   PBSKIT_RETURN_IF_ERROR(w.Run(fd));

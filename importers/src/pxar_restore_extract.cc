@@ -87,8 +87,8 @@ class Restorer {
   Status RestoreEntry(const Entry& e, const std::string& name);
   Status RestoreFile(int parent, const std::string& name, const Entry& e);
   Status RestoreHardlink(int parent, const std::string& name, const Entry& e);
-  Status ApplyMetadata(int fd, bool opath, int parent, const std::string& name,
-                       const Metadata& m, const std::string& path);
+  Status ApplyMetadata(int fd, bool opath, int parent, const std::string& name, const Metadata& m,
+                       const std::string& path);
   Status ApplyAcls(int fd, bool opath, const Metadata& m, const std::string& path);
   Result<int> ResolveDir(const std::string& rel_dir, const std::string& link);
 
@@ -237,10 +237,9 @@ Status Restorer::ApplyMetadata(int fd, bool opath, int parent, const std::string
   times[0].tv_nsec = UTIME_OMIT;
   times[1].tv_sec = st.mtime_secs;
   times[1].tv_nsec = st.mtime_nanos;
-  int r = opath ? ::utimensat(parent, name.c_str(), times, AT_SYMLINK_NOFOLLOW)
-                : ::futimens(fd, times);
-  if (r != 0 && errno != EOPNOTSUPP)
-    return Fs(errno, "failed to restore mtime attribute on", path);
+  int r =
+      opath ? ::utimensat(parent, name.c_str(), times, AT_SYMLINK_NOFOLLOW) : ::futimens(fd, times);
+  if (r != 0 && errno != EOPNOTSUPP) return Fs(errno, "failed to restore mtime attribute on", path);
   if (f.chattr && !opath && st.flags != 0) {
     long mask = 0, want = PxarFlagsToChattr(st.flags);
     for (const auto& [flag, bit] : kChattrMap) mask |= bit;
@@ -336,7 +335,8 @@ Status Restorer::RestoreHardlink(int parent, const std::string& name, const Entr
     return tfd.status().WithContext(e.path);
   }
   int r = ::linkat(*tfd, base.c_str(), parent, name.c_str(), 0);
-  if (r != 0 && errno == EEXIST && opts_.overwrite_hardlinks && ::unlinkat(parent, name.c_str(), 0) == 0)
+  if (r != 0 && errno == EEXIST && opts_.overwrite_hardlinks &&
+      ::unlinkat(parent, name.c_str(), 0) == 0)
     r = ::linkat(*tfd, base.c_str(), parent, name.c_str(), 0);
   int err = errno;
   ::close(*tfd);
@@ -351,8 +351,8 @@ Status Restorer::RestoreHardlink(int parent, const std::string& name, const Entr
 Status Restorer::RestoreEntry(const Entry& e, const std::string& name) {
   const pxar::Stat& st = e.metadata.stat;
   const PxarFeatures& f = opts_.features;
-  if ((e.kind == EntryKind::kDevice && !f.device_nodes) || (e.kind == EntryKind::kFifo && !f.fifos) ||
-      (e.kind == EntryKind::kSocket && !f.sockets))
+  if ((e.kind == EntryKind::kDevice && !f.device_nodes) ||
+      (e.kind == EntryKind::kFifo && !f.fifos) || (e.kind == EntryKind::kSocket && !f.sockets))
     return Status::OK();
   PBSKIT_ASSIGN_OR_RETURN(int parent, ParentFd());
   ++stats_->entries;
@@ -378,7 +378,7 @@ Status Restorer::RestoreEntry(const Entry& e, const std::string& name) {
         return Fs(errno,
                   e.kind == EntryKind::kDevice ? "failed to create device node"
                   : e.kind == EntryKind::kFifo ? "failed to create named pipe"
-                                                : "failed to create unix socket",
+                                               : "failed to create unix socket",
                   e.path);
       break;
     }

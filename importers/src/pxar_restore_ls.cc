@@ -55,7 +55,8 @@ Result<std::optional<PxarListing>> ListFromCatalog(std::shared_ptr<DataStore> st
     return Status::OK();
   }));
   PBSKIT_ASSIGN_OR_RETURN(CatalogReader catalog, CatalogReader::Open(data, "catalog.pcat1.didx"));
-  PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> level, catalog.ReadDirectory(catalog.root_offset()));
+  PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> level,
+                          catalog.ReadDirectory(catalog.root_offset()));
   const CatalogEntry* root = nullptr;
   for (const CatalogEntry& e : level)
     if (e.name == archive && e.type == CatalogEntryType::kDirectory) root = &e;
@@ -105,8 +106,8 @@ Result<PxarListing> ListFromPxar(std::shared_ptr<DataStore> store, const BackupN
   PBSKIT_ASSIGN_OR_RETURN(PxarArchiveNames names, ResolvePxarArchiveNames(manifest, name));
   // Only the metadata stream is needed: the payload of a split archive is never read.
   PBSKIT_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(store, ns, dir, names.archive, crypt));
-  DidxPxarSource src(store->chunk_store(), *reader->dynamic_index(),
-                     reader->file_info().crypt_mode, crypt, names.archive);
+  DidxPxarSource src(store->chunk_store(), *reader->dynamic_index(), reader->file_info().crypt_mode,
+                     crypt, names.archive);
   pxar::DecoderOptions opts;
   opts.name = names.archive;
   opts.report_directory_end = true;

@@ -27,7 +27,9 @@ struct PxarMatchList::Component {
     for (auto* fn : named) in = in || fn(c) != 0;
     return in != negated;
   }
-  bool EndsWithSlash() const { return kind == kLiteral && !literal.empty() && literal.back() == '/'; }
+  bool EndsWithSlash() const {
+    return kind == kLiteral && !literal.empty() && literal.back() == '/';
+  }
   bool StartsWithSlash() const { return kind == kLiteral && !literal.empty() && literal[0] == '/'; }
 };
 
@@ -115,8 +117,8 @@ Result<size_t> ParseClass(std::string_view p, size_t i, std::string_view whole, 
     }
     prev = next_prev;
   }
-  return Invalid(whole, "unclosed character class in pattern, starting at byte " +
-                            std::to_string(begin));
+  return Invalid(whole,
+                 "unclosed character class in pattern, starting at byte " + std::to_string(begin));
 }
 
 Result<std::vector<Component>> Compile(std::string_view p, std::string_view whole) {
@@ -160,8 +162,7 @@ Result<std::vector<Component>> Compile(std::string_view p, std::string_view whol
 }
 
 // git's wildmatch over compiled components; `*` and `?` never match '/'.
-Outcome Match(const std::vector<Component>& cs, size_t ci, std::string_view text,
-              bool skip_slash) {
+Outcome Match(const std::vector<Component>& cs, size_t ci, std::string_view text, bool skip_slash) {
   for (; ci < cs.size(); ++ci) {
     const Component& c = cs[ci];
     bool skip = skip_slash;
@@ -186,8 +187,7 @@ Outcome Match(const std::vector<Component>& cs, size_t ci, std::string_view text
         text.remove_prefix(1);
         break;
       case Component::kStar:
-        if (ci + 1 == cs.size() && text.find('/') == std::string_view::npos)
-          return Outcome::kMatch;
+        if (ci + 1 == cs.size() && text.find('/') == std::string_view::npos) return Outcome::kMatch;
         for (;;) {
           if (text.empty()) return Outcome::kAbortAll;
           Outcome o = Match(cs, ci + 1, text, false);

@@ -21,7 +21,10 @@ std::string_view StripDidx(std::string_view name) {
 
 DidxPxarSource::DidxPxarSource(const ChunkStore& chunks, const DynamicIndex& index,
                                CryptMode crypt_mode, const CryptConfig* crypt, std::string name)
-    : chunks_(chunks), index_(index), crypt_mode_(crypt_mode), crypt_(crypt),
+    : chunks_(chunks),
+      index_(index),
+      crypt_mode_(crypt_mode),
+      crypt_(crypt),
       name_(std::move(name)) {}
 
 Status DidxPxarSource::Load(size_t i) {
@@ -45,15 +48,14 @@ Status DidxPxarSource::Load(size_t i) {
 Result<size_t> DidxPxarSource::Read(std::span<uint8_t> buf) {
   size_t done = 0;
   while (done < buf.size() && pos_ < index_.size()) {
-    bool have = loaded_ != SIZE_MAX && pos_ >= loaded_start_ &&
-                pos_ < loaded_start_ + data_.size();
+    bool have = loaded_ != SIZE_MAX && pos_ >= loaded_start_ && pos_ < loaded_start_ + data_.size();
     if (!have) {
       // Sequential reads almost always want the chunk after the loaded one.
-      size_t next = (loaded_ != SIZE_MAX && loaded_ + 1 < index_.chunk_count() &&
-                     index_.chunk_range(loaded_ + 1).first <= pos_ &&
-                     pos_ < index_.entry(loaded_ + 1).end)
-                        ? loaded_ + 1
-                        : index_.FindChunk(pos_);
+      size_t next =
+          (loaded_ != SIZE_MAX && loaded_ + 1 < index_.chunk_count() &&
+           index_.chunk_range(loaded_ + 1).first <= pos_ && pos_ < index_.entry(loaded_ + 1).end)
+              ? loaded_ + 1
+              : index_.FindChunk(pos_);
       PBSKIT_RETURN_IF_ERROR(Load(next));
     }
     size_t off = static_cast<size_t>(pos_ - loaded_start_);
@@ -67,9 +69,9 @@ Result<size_t> DidxPxarSource::Read(std::span<uint8_t> buf) {
 
 Status DidxPxarSource::Skip(uint64_t n) {
   if (n > index_.size() - pos_)
-    return Status::Corruption(name_ + ": unexpected end of archive (skipping " +
-                              std::to_string(n) + " bytes at offset " + std::to_string(pos_) +
-                              " of " + std::to_string(index_.size()) + ")");
+    return Status::Corruption(name_ + ": unexpected end of archive (skipping " + std::to_string(n) +
+                              " bytes at offset " + std::to_string(pos_) + " of " +
+                              std::to_string(index_.size()) + ")");
   pos_ += n;
   return Status::OK();
 }
@@ -112,21 +114,20 @@ Result<std::unique_ptr<StorePxarArchive>> StorePxarArchive::Open(
   PBSKIT_ASSIGN_OR_RETURN(a->archive_reader_,
                           ArchiveReader::Open(store, ns, dir, a->names_.archive, crypt));
   const ArchiveReader& ar = *a->archive_reader_;
-  a->archive_src_ = std::make_unique<DidxPxarSource>(
-      store->chunk_store(), *ar.dynamic_index(), ar.file_info().crypt_mode, crypt,
-      a->names_.archive);
+  a->archive_src_ =
+      std::make_unique<DidxPxarSource>(store->chunk_store(), *ar.dynamic_index(),
+                                       ar.file_info().crypt_mode, crypt, a->names_.archive);
   if (a->names_.payload) {
     PBSKIT_ASSIGN_OR_RETURN(a->payload_reader_,
                             ArchiveReader::Open(store, ns, dir, *a->names_.payload, crypt));
     const ArchiveReader& pr = *a->payload_reader_;
-    a->payload_src_ = std::make_unique<DidxPxarSource>(
-        store->chunk_store(), *pr.dynamic_index(), pr.file_info().crypt_mode, crypt,
-        *a->names_.payload);
+    a->payload_src_ =
+        std::make_unique<DidxPxarSource>(store->chunk_store(), *pr.dynamic_index(),
+                                         pr.file_info().crypt_mode, crypt, *a->names_.payload);
   }
   pxar::DecoderOptions opts = options;
   if (opts.name == pxar::DecoderOptions{}.name) opts.name = a->names_.archive;
-  a->decoder_ = std::make_unique<pxar::Decoder>(a->archive_src_.get(), a->payload_src_.get(),
-                                                opts);
+  a->decoder_ = std::make_unique<pxar::Decoder>(a->archive_src_.get(), a->payload_src_.get(), opts);
   return a;
 }
 

@@ -3,10 +3,9 @@
 // (unified and split). A restored tree is compared entry by entry (type, mode, owner, mtime,
 // size, content hash, symlink target, device, xattrs, ACLs, fcaps, hardlinks) with the archive
 // by encoding it again; the README's facts are checked on top.
-#include <gtest/gtest.h>
-
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -74,9 +73,10 @@ std::vector<uint8_t> StoreStream(const std::string& store, const std::string& ns
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   std::vector<uint8_t> out;
   EXPECT_TRUE((*r)->ReadAll([&](std::span<const uint8_t> d) {
-                  out.insert(out.end(), d.begin(), d.end());
-                  return Status::OK();
-                }).ok());
+                    out.insert(out.end(), d.begin(), d.end());
+                    return Status::OK();
+                  })
+                  .ok());
   return out;
 }
 
@@ -107,7 +107,8 @@ TEST(PxarRestoreCli, FixtureArchivesRestoreExactly) {
     CommandResult r = Restore(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find("restore archive complete"), std::string::npos) << r.err;
-    EXPECT_EQ(TreeLines(target), Lines(StoreStream(FixtureStore(), c.ns, c.snap, "root.pxar.didx")));
+    EXPECT_EQ(TreeLines(target),
+              Lines(StoreStream(FixtureStore(), c.ns, c.snap, "root.pxar.didx")));
   }
 }
 
@@ -170,8 +171,8 @@ TEST(PxarRestoreCli, FixtureCt101MatchesTheReadme) {
 TEST(PxarRestoreCli, PatternsAndStdout) {
   TempDir tmp;
   std::string t = tmp / "p1";
-  CommandResult r = Restore({"--store", FixtureStore(), kCt, "root.pxar", t, "--pattern",
-                             "usr/**", "--pattern", "!libfoo*"});
+  CommandResult r = Restore({"--store", FixtureStore(), kCt, "root.pxar", t, "--pattern", "usr/**",
+                             "--pattern", "!libfoo*"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Exists(t + "/usr/bin/tool"));
   EXPECT_FALSE(Exists(t + "/usr/lib"));
@@ -221,8 +222,8 @@ TEST(PxarRestoreCli, SnapshotLsThroughTheCatalog) {
             "f \"/etc/hostname\" 6 2024-04-30T12:00:00Z\n"
             "f \"/etc/hosts\" 55 2024-04-30T12:00:00Z\n"
             "f \"/etc/passwd\" 78 2024-04-30T12:00:00Z\n");
-  r = RunCli({"snapshot", "ls", "--store", FixtureStore(), "--ns", "a/b", kWebB, "root.pxar",
-              "srv/www"});
+  r = RunCli(
+      {"snapshot", "ls", "--store", FixtureStore(), "--ns", "a/b", kWebB, "root.pxar", "srv/www"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
             "d \"/srv/www/img\"\n"
@@ -234,10 +235,12 @@ TEST(PxarRestoreCli, SnapshotLsThroughTheCatalog) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"text\":\"hardlink-b\",\"type\":\"h\",\"leaf\":true"), std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("\"text\":\"empty\",\"type\":\"f\",\"leaf\":true,\"size\":0,\"mtime\":1714478400"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("\"text\":\"empty\",\"type\":\"f\",\"leaf\":true,\"size\":0,\"mtime\":1714478400"),
+      std::string::npos)
       << r.out;
-  r = RunCli({"snapshot", "ls", "--store", FixtureStore(), kCt, "root.pxar", "usr/lib/libfoo.so.1"});
+  r = RunCli(
+      {"snapshot", "ls", "--store", FixtureStore(), kCt, "root.pxar", "usr/lib/libfoo.so.1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "l \"/usr/lib/libfoo.so.1\"\n");
   r = RunCli({"snapshot", "ls", "--store", FixtureStore(), kCt, "root.pxar", "/nope"});
@@ -266,8 +269,12 @@ std::map<std::string, TarMember> ReadTar(const std::string& path, std::string* f
   while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
     TarMember m;
     mode_t t = archive_entry_filetype(e);
-    m.type = t == AE_IFDIR ? 'd' : t == AE_IFLNK ? 'l' : t == AE_IFCHR ? 'c' : t == AE_IFBLK ? 'b'
-           : t == AE_IFIFO ? 'p' : 'f';
+    m.type = t == AE_IFDIR   ? 'd'
+             : t == AE_IFLNK ? 'l'
+             : t == AE_IFCHR ? 'c'
+             : t == AE_IFBLK ? 'b'
+             : t == AE_IFIFO ? 'p'
+                             : 'f';
     if (const char* h = archive_entry_hardlink(e)) {
       m.type = 'h';
       m.hardlink = h;
@@ -286,14 +293,15 @@ std::map<std::string, TarMember> ReadTar(const std::string& path, std::string* f
     size_t size;
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
       m.xattrs[name] = std::string(static_cast<const char*>(value), size);
-    if (const char* acl = archive_entry_acl_to_text(e, nullptr, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
-                                                                     ARCHIVE_ENTRY_ACL_TYPE_DEFAULT))
+    if (const char* acl = archive_entry_acl_to_text(
+            e, nullptr, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT))
       m.acl = acl;
     if (m.type == 'f') {
       std::string data;
       char buf[65536];
       la_ssize_t n;
-      while ((n = archive_read_data(a, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+      while ((n = archive_read_data(a, buf, sizeof buf)) > 0)
+        data.append(buf, static_cast<size_t>(n));
       m.sha256 = test::Sha256Hex(data);
     }
     std::string path = archive_entry_pathname(e);
@@ -394,10 +402,12 @@ class CreatedArchiveStore : public ::testing::Test {
     r = RunCli({"pxar", "create", *tmp_ / "v2.mpxar", src, "--payload-output", *tmp_ / "v2.ppxar"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     v1_ = test::ReadFile(*tmp_ / "v1.pxar");
-    std::vector<uint8_t> m = test::ReadFile(*tmp_ / "v2.mpxar"), p = test::ReadFile(*tmp_ / "v2.ppxar");
+    std::vector<uint8_t> m = test::ReadFile(*tmp_ / "v2.mpxar"),
+                         p = test::ReadFile(*tmp_ / "v2.ppxar");
     auto store = test::OpenSmallStore(*tmp_ / "store", {v1_, m, p}, 64 * 1024);
     ASSERT_TRUE(store);
-    auto add = [&](const std::string& snap, std::vector<std::pair<std::string, std::vector<uint8_t>*>> files) {
+    auto add = [&](const std::string& snap,
+                   std::vector<std::pair<std::string, std::vector<uint8_t>*>> files) {
       SnapshotWriterOptions o;
       o.dir = *BackupDir::Parse(snap);
       auto w = SnapshotWriter::Begin(store, o);
@@ -439,8 +449,8 @@ TEST_F(CreatedArchiveStore, UnifiedAndSplitRestoreToTheSameTree) {
 }
 
 TEST_F(CreatedArchiveStore, LsWithoutCatalogAndExportOfASplitArchive) {
-  CommandResult r = RunCli({"snapshot", "ls", "--store", Store(), "host/v2/2024-06-01T00:00:00Z",
-                            "root.pxar", "/a"});
+  CommandResult r = RunCli(
+      {"snapshot", "ls", "--store", Store(), "host/v2/2024-06-01T00:00:00Z", "root.pxar", "/a"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto utc = [](const std::string& path) {
     struct stat st;
@@ -555,7 +565,8 @@ TEST_F(BackupDirRoundTrip, EncryptedArchiveNeedsItsKey) {
   r = Restore({"--store", *tmp_ / "store", snap, "root.pxar", t, "--keyfile", key});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(TreeLines(t), TreeLines(*tmp_ / "src"));
-  r = RunCli({"snapshot", "ls", "--store", *tmp_ / "store", snap, "root.pxar", "/", "--keyfile", key});
+  r = RunCli(
+      {"snapshot", "ls", "--store", *tmp_ / "store", snap, "root.pxar", "/", "--keyfile", key});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "d \"/data\"\nd \"/etc\"\n");
 }

@@ -1,8 +1,9 @@
 // pxar input from a datastore (DidxPxarSource over the real PBS 3.2.4 fixture store and over a
 // store holding a split archive), archive-name resolution, PBS's path patterns, and restores
 // driven through the store with PBS's match semantics.
-#include <gtest/gtest.h>
+#include "pbskit/importers/pxar_restore.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,7 +16,6 @@
 #include "pbskit/formats/hex.h"
 #include "pbskit/formats/pxar/encoder.h"
 #include "pbskit/importers/pxar_fs.h"
-#include "pbskit/importers/pxar_restore.h"
 #include "pxar_store_util.h"
 #include "test_support.h"
 
@@ -332,8 +332,8 @@ TEST_F(SplitStoreTest, ExistingDirectoriesAndFilesNeedTheOptions) {
   std::string t = Restore({});
   pxar::DecoderOptions d;
   d.report_directory_end = true;
-  auto a = StorePxarArchive::Open(*store_, {}, Dir("host/split/2024-06-01T00:00:00Z"),
-                                  "root.mpxar", nullptr, d);
+  auto a = StorePxarArchive::Open(*store_, {}, Dir("host/split/2024-06-01T00:00:00Z"), "root.mpxar",
+                                  nullptr, d);
   ASSERT_TRUE(a.ok());
   PxarRestoreOptions o;
   auto s = RestorePxar((*a)->decoder(), t, o);

@@ -83,8 +83,7 @@ class StorePxarArchive {
   // ArchiveReader::Open.
   static Result<std::unique_ptr<StorePxarArchive>> Open(std::shared_ptr<DataStore> store,
                                                         const BackupNamespace& ns,
-                                                        const BackupDir& dir,
-                                                        std::string_view name,
+                                                        const BackupDir& dir, std::string_view name,
                                                         const CryptConfig* crypt,
                                                         const pxar::DecoderOptions& options);
 
@@ -173,9 +172,9 @@ Result<PxarRestoreStats> RestorePxar(pxar::Decoder* decoder, const std::string& 
 
 // One entry of a directory listing of a pxar archive in a snapshot.
 struct PxarListEntry {
-  char type = 'f';   // catalog letter: d f l h b c p s
-  std::string name;  // file name (raw bytes)
-  std::string path;  // archive path: "/etc/hosts"
+  char type = 'f';               // catalog letter: d f l h b c p s
+  std::string name;              // file name (raw bytes)
+  std::string path;              // archive path: "/etc/hosts"
   std::optional<uint64_t> size;  // regular files
   std::optional<int64_t> mtime;  // regular files (epoch seconds)
 };
