@@ -2,7 +2,7 @@
 //   tape drive create NAME --type virtual --path DIR [--max-size SIZE] | drive list
 //   tape pool create NAME [--allocation A] [--retention R] [--template T] | pool list
 //   tape label --drive D --label-text L [--pool P] [--force]
-//   tape media list [--pool P]
+//   tape media list [--pool P] | media content [--pool P]
 //   tape backup STORE --pool P --drive D [--ns NS] [--max-depth N] [--group-filter F]...
 //   tape catalog reindex --drive D [--scan] [--force] [--verbose]
 //   tape restore MEDIA-SET --store DST --drive D [--snapshots S]...
@@ -293,6 +293,54 @@ int MediaList(GlobalOptions& g, const MediaListArgs& a) {
                    t);
 }
 
+// Snapshots per medium from the `.index` caches (proxmox-tape media content).
+int MediaContent(GlobalOptions& g, const MediaListArgs& a) {
+  TapeStatusDir state(PosixFilesystem(), TapeDir(g));
+  auto inv = Inventory::Load(state.fs(), state.dir());
+  if (!inv.ok()) return ReportError(inv.status(), 1);
+  boost::json::array rows;
+  for (const auto& e : inv->entries()) {
+    if (!e.id.media_set_label || e.id.media_set_label->IsUnassigned()) continue;
+    const auto& set = *e.id.media_set_label;
+    if (!a.pool.empty() && set.pool != a.pool) continue;
+    auto list = state.SnapshotList(e.id);
+    if (!list.ok()) {
+      std::cerr << "warning: media '" << e.id.label.label_text << "': " << list.status().message()
+                << "\n";
+      continue;
+    }
+    for (const auto& [store, snapshot] : *list) {
+      boost::json::object o;
+      o["label-text"] = e.id.label.label_text;
+      o["uuid"] = UuidToString(e.id.label.uuid);
+      o["pool"] = set.pool;
+      o["media-set-uuid"] = UuidToString(set.uuid);
+      o["media-set-ctime"] = set.ctime;
+      o["seq-nr"] = set.seq_nr;
+      o["store"] = store;
+      o["snapshot"] = snapshot;
+      o["backup-time"] = 0;
+      auto pos = snapshot.rfind('/');
+      if (pos != std::string::npos) {
+        auto t = ParseBackupTime(snapshot.substr(pos + 1));
+        if (t.ok()) o["backup-time"] = *t;
+      }
+      rows.push_back(std::move(o));
+    }
+  }
+  TableOptions t = DefaultTableOptions();
+  t.sort_by = {
+      {"media-set-ctime", false}, {"seq-nr", false}, {"store", false}, {"snapshot", false}};
+  return PrintList(g, rows,
+                   {{"label-text", "Label Text"},
+                    {"pool", "Pool"},
+                    {"media-set-uuid", "Media Set Uuid"},
+                    {"seq-nr", "Seq Nr", true},
+                    {"store", "Store"},
+                    {"snapshot", "Snapshot"}},
+                   t);
+}
+
 // ---------------------------------------------------------------- backup
 
 struct BackupArgs {
@@ -451,6 +499,9 @@ void Setup(CLI::App& app, GlobalOptions& g) {
   auto* ml = media->add_subcommand("list", "list media (inventory.json)");
   ml->add_option("--pool", ma->pool, "only media of this pool");
   ml->callback([&g, ma] { g.exit_code = MediaList(g, *ma); });
+  auto* mc = media->add_subcommand("content", "list the snapshots on each medium (.index caches)");
+  mc->add_option("--pool", ma->pool, "only media of this pool");
+  mc->callback([&g, ma] { g.exit_code = MediaContent(g, *ma); });
 
   auto ba = std::make_shared<BackupArgs>();
   auto* backup = tape->add_subcommand("backup", "back up a datastore to a media pool");

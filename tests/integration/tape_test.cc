@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/snapshot_writer.h"
@@ -205,6 +206,18 @@ TEST_F(TapeTest, BackupWritesOneMediaSetAcrossSeveralTapes) {
     bool is_last = m.at("label-text").as_string() == last;
     EXPECT_EQ(std::string(m.at("status").as_string()), is_last ? "writable" : "full");
     EXPECT_TRUE(m.at("catalog").as_bool());
+  }
+  // The content listing (from the .index caches) names every snapshot once.
+  auto content = boost::json::parse(Cli({"--output-format", "json", "tape", "media", "content"}));
+  std::set<std::string> listed;
+  for (const auto& c : content.as_array()) {
+    listed.insert(std::string(c.at("store").as_string()) + ":" +
+                  std::string(c.at("snapshot").as_string()));
+  }
+  EXPECT_EQ(content.as_array().size(), 4u);
+  for (const char* s : kSnapshots) EXPECT_TRUE(listed.count(std::string("store:") + s)) << s;
+  for (const auto& [uuid, bytes] : original_) {
+    EXPECT_TRUE(fs::exists(TapeDir() + "/" + uuid + ".index")) << uuid;
   }
   // A second run writes nothing new (every snapshot is in the set's catalogs).
   auto again = Cli({"tape", "backup", root_ + "/store", "--pool", "pool1", "--drive", "vdrive"});
