@@ -39,9 +39,16 @@ echo "== verify (${VERIFY_GIB} GiB, ${VERIFY_CHUNK}-byte chunks, $THREADS thread
 v=$WORK/verify
 [ -d "$v/.chunks" ] || "$BENCH" gen-verify "$v" "$VERIFY_GIB" "$VERIFY_CHUNK"
 find "$v/.chunks" -type f -name '????????????????????????????????????????????????????????????????' > "$WORK/chunks.list"
-cat $(cat "$WORK/chunks.list") > /dev/null           # page cache warm
+xargs cat < "$WORK/chunks.list" > /dev/null         # page cache warm
 printf 'verify-ceiling decoded_bytes seconds bad: '; "$WORK/verify-ceiling" "$THREADS" "$WORK/chunks.list"
 "$BENCH" verify "$v" "$THREADS"
+
+echo "== verify memory against the chunk count (64 KiB chunks that compress to a few bytes)"
+for n in $GC_CHUNKS; do
+  d=$WORK/verify-many-$n
+  [ -d "$d/.chunks" ] || "$BENCH" gen-verify-many "$d" "$n"
+  "$BENCH" verify "$d" "$THREADS"
+done
 
 echo "== restic / borg on the same image"
 img=$WORK/image.raw

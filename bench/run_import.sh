@@ -29,6 +29,7 @@ echo "== import vzdump (${IMPORT_GIB} GiB disk, $THREADS threads)"
 "$BENCH" ceiling "$WORK/image.raw" "$THREADS"
 rm -rf "$WORK/store" "$WORK/etc"
 "$BUILD/pbskit" --config-dir "$WORK/etc" datastore create bench "$WORK/store" >/dev/null
+sync                                                # no writeback of the new store during the run
 printf 'pbskit import vzdump: '
 $TIME "$BUILD/pbskit" --config-dir "$WORK/etc" import vzdump "$vma" --store "$WORK/store" 2>&1 | tail -1
 

@@ -33,6 +33,7 @@ echo "== import vzdump container tar (${IMPORT_GIB} GiB of files, $THREADS threa
 "$BENCH" ceiling "$tar" "$THREADS"
 rm -rf "$WORK/store" "$WORK/etc"
 "$BUILD/pbskit" --config-dir "$WORK/etc" datastore create bench "$WORK/store" >/dev/null
+sync                                                # no writeback of the new store during the run
 printf 'pbskit import vzdump: '
 $TIME "$BUILD/pbskit" --config-dir "$WORK/etc" import vzdump "$tar" --store "$WORK/store" \
   --tmpdir "$WORK" --time-zone UTC 2>&1 | tail -1

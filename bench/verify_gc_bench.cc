@@ -8,6 +8,8 @@
 //                                             every chunk: the GC rate ceiling of the machine
 //   gen-verify DIR GIB CHUNK_SIZE             one snapshot of GIB GiB (compressible pseudo-random
 //                                             data) with fixed chunks of CHUNK_SIZE bytes
+//   gen-verify-many DIR CHUNKS                one snapshot of CHUNKS distinct 64 KiB chunks that
+//                                             compress to a few bytes (verify memory vs chunks)
 //   verify DIR THREADS                        verify of the whole store: MB/s (plaintext), RSS
 // Output: one "key=value ..." line per run, for bench/run.sh.
 #include <dirent.h>
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <random>
@@ -175,6 +178,45 @@ int GenVerify(const std::string& dir, uint64_t gib, uint64_t chunk_size) {
   return 0;
 }
 
+// A snapshot of CHUNKS distinct 64 KiB chunks that compress to a few bytes each (a counter, then
+// zeros), so the chunk count of a large store is reached with little disk: verify's memory
+// against the number of chunks, not its speed.
+int GenVerifyMany(const std::string& dir, uint64_t chunks) {
+  DataStoreOptions opts;
+  opts.sync_level = SyncLevel::kNone;
+  auto ds = DataStore::Create(dir, "bench", PosixFilesystem(), opts);
+  if (!ds.ok()) return Fail(ds.status());
+  class Gen : public ByteSource {
+   public:
+    explicit Gen(uint64_t chunks) : left_(chunks * 65536) {}
+    Result<size_t> Read(std::span<uint8_t> buf) override {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(left_, buf.size()));
+      std::memset(buf.data(), 0, n);
+      for (uint64_t off = (65536 - pos_ % 65536) % 65536; off + 8 <= n; off += 65536) {
+        uint64_t id = (pos_ + off) / 65536 + 1;
+        std::memcpy(buf.data() + off, &id, 8);
+      }
+      pos_ += n;
+      left_ -= n;
+      return n;
+    }
+
+   private:
+    uint64_t left_;
+    uint64_t pos_ = 0;
+  } gen(chunks);
+  SnapshotWriterOptions o;
+  o.dir = BackupDir{*BackupGroup::Parse("vm/901"), static_cast<int64_t>(std::time(nullptr))};
+  auto w = SnapshotWriter::Begin(*ds, o);
+  if (!w.ok()) return Fail(w.status());
+  auto r = (*w)->AddFixedIndex("drive-scsi0.img.fidx", gen, 65536);
+  if (!r.ok()) return Fail(r.status());
+  auto m = (*w)->Finish();
+  if (!m.ok()) return Fail(m.status());
+  std::cout << "generated chunks=" << r->stats.chunk_count << "\n";
+  return 0;
+}
+
 int Verify(const std::string& dir, size_t threads) {
   auto ds = DataStore::Open(dir, "bench");
   if (!ds.ok()) return Fail(ds.status());
@@ -223,8 +265,10 @@ int main(int argc, char** argv) {
   if (a.size() == 4 && a[0] == "gen-verify") {
     return GenVerify(a[1], std::stoull(a[2]), std::stoull(a[3]));
   }
+  if (a.size() == 3 && a[0] == "gen-verify-many") return GenVerifyMany(a[1], std::stoull(a[2]));
   if (a.size() == 3 && a[0] == "verify") return Verify(a[1], std::stoul(a[2]));
   std::cerr << "usage: verify_gc_bench gen-gc DIR CHUNKS [FRACTION] | gc DIR [CACHE] | "
-               "gc-ceiling DIR | gen-verify DIR GIB CHUNK_SIZE | verify DIR THREADS\n";
+               "gc-ceiling DIR | gen-verify DIR GIB CHUNK_SIZE | gen-verify-many DIR CHUNKS | "
+               "verify DIR THREADS\n";
   return 2;
 }
