@@ -299,6 +299,12 @@ TEST_F(TapeTest, RestoreWholeSetThenOneSnapshotReadsOnlyItsFiles) {
       EXPECT_EQ(*(*src)->chunk_store().LoadChunk(dg), *(*dst)->chunk_store().LoadChunk(dg));
     }
   }
+  // The restored datastore passes pbskit's own verify: every chunk's CRC, digest and size, and
+  // every index and manifest checksum, of every restored snapshot.
+  auto verify = Run({"verify", "--store", root_ + "/target"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("TASK OK"), std::string::npos) << verify.out << verify.err;
+
   // Again: everything exists, nothing is read.
   auto again = Restore({}, 0);
   EXPECT_EQ(Status(again, kSnapshots[0]), "exists");
