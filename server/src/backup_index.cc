@@ -164,6 +164,17 @@ H2Response BackupSession::UploadChunk(H2Request& request, const Params& params, 
   return DataResponse(boost::json::string(digest_hex));
 }
 
+std::variant<BackupSession::AppendEntry, H2Response> BackupSession::ResolveAppendEntry(
+    const boost::json::array& digests, const boost::json::array& offsets, size_t i) const {
+  std::string hex(digests[i].as_string());
+  auto digest = DigestFromHex(hex);
+  if (!digest.ok()) return ErrorResponse(400, digest.status().message());
+  auto known = known_chunks_.find(*digest);
+  if (known == known_chunks_.end()) return ErrorResponse(400, "no such chunk " + hex);
+  if (Status st = EnsureActive(); !st.ok()) return ErrorResponse(st);
+  return AppendEntry{*digest, static_cast<uint64_t>(offsets[i].as_int64()), known->second};
+}
+
 H2Response BackupSession::DynamicAppend(H2Request&, const Params& params) {
   int wid = static_cast<int>(params.at("wid").as_int64());
   const auto& digests = params.at("digest-list").as_array();
@@ -173,13 +184,9 @@ H2Response BackupSession::DynamicAppend(H2Request&, const Params& params) {
                                   " != " + std::to_string(digests.size()) + ")");
   }
   for (size_t i = 0; i < digests.size(); ++i) {
-    std::string hex(digests[i].as_string());
-    auto digest = DigestFromHex(hex);
-    if (!digest.ok()) return ErrorResponse(400, digest.status().message());
-    auto offset = static_cast<uint64_t>(offsets[i].as_int64());
-    auto known = known_chunks_.find(*digest);
-    if (known == known_chunks_.end()) return ErrorResponse(400, "no such chunk " + hex);
-    if (Status st = EnsureActive(); !st.ok()) return ErrorResponse(st);
+    auto resolved = ResolveAppendEntry(digests, offsets, i);
+    if (auto* r = std::get_if<H2Response>(&resolved)) return std::move(*r);
+    const AppendEntry& e = std::get<AppendEntry>(resolved);
     auto it = dynamic_writers_.find(wid);
     if (it == dynamic_writers_.end()) {
       return ErrorResponse(400, "dynamic writer '" + std::to_string(wid) + "' not registered");
@@ -188,15 +195,15 @@ H2Response BackupSession::DynamicAppend(H2Request&, const Params& params) {
     if (w.closed) {
       return ErrorResponse(400, "dynamic writer '" + w.name + "' append chunk failed - already closed");
     }
-    if (w.offset != offset) {
+    if (w.offset != e.offset) {
       return ErrorResponse(400, "dynamic writer '" + w.name +
                                     "' append chunk failed - got strange chunk offset (" +
-                                    std::to_string(w.offset) + " != " + std::to_string(offset) +
+                                    std::to_string(w.offset) + " != " + std::to_string(e.offset) +
                                     ")");
     }
-    w.offset += known->second;
+    w.offset += e.size;
     w.chunk_count += 1;
-    if (Status st = w.index.Add(w.offset, *digest); !st.ok()) return ErrorResponse(400, st.message());
+    if (Status st = w.index.Add(w.offset, e.digest); !st.ok()) return ErrorResponse(400, st.message());
   }
   return DataResponse(nullptr);
 }
@@ -210,13 +217,9 @@ H2Response BackupSession::FixedAppend(H2Request&, const Params& params) {
                                   " != " + std::to_string(digests.size()) + ")");
   }
   for (size_t i = 0; i < digests.size(); ++i) {
-    std::string hex(digests[i].as_string());
-    auto digest = DigestFromHex(hex);
-    if (!digest.ok()) return ErrorResponse(400, digest.status().message());
-    auto offset = static_cast<uint64_t>(offsets[i].as_int64());
-    auto known = known_chunks_.find(*digest);
-    if (known == known_chunks_.end()) return ErrorResponse(400, "no such chunk " + hex);
-    if (Status st = EnsureActive(); !st.ok()) return ErrorResponse(st);
+    auto resolved = ResolveAppendEntry(digests, offsets, i);
+    if (auto* r = std::get_if<H2Response>(&resolved)) return std::move(*r);
+    const AppendEntry& e = std::get<AppendEntry>(resolved);
     auto it = fixed_writers_.find(wid);
     if (it == fixed_writers_.end()) {
       return ErrorResponse(400, "fixed writer '" + std::to_string(wid) + "' not registered");
@@ -225,7 +228,7 @@ H2Response BackupSession::FixedAppend(H2Request&, const Params& params) {
     if (w.closed) {
       return ErrorResponse(400, "fixed writer '" + w.name + "' append chunk failed - already closed");
     }
-    if (Status st = w.index.AddChunk(offset, known->second, *digest); !st.ok()) {
+    if (Status st = w.index.AddChunk(e.offset, e.size, e.digest); !st.ok()) {
       return ErrorResponse(400, st.message());
     }
     w.chunk_count += 1;

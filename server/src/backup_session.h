@@ -5,6 +5,8 @@
 // session ends any other way (error, abort, dropped connection, benchmark).
 #pragma once
 
+#include <variant>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -95,6 +97,17 @@ class BackupSession final : public H2Handler {
   H2Response CreateDynamicIndex(H2Request&, const Params&);
   H2Response CreateFixedIndex(H2Request&, const Params&);
   H2Response UploadChunk(H2Request&, const Params&, bool fixed);
+  // One entry of an append call's digest-list/offset-list: the digest and the size of the
+  // session-known chunk it names, or the 400 response PBS gives (bad digest, "no such chunk",
+  // inactive session). Entries are resolved one at a time so errors come in PBS's order.
+  struct AppendEntry {
+    Digest digest;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  std::variant<AppendEntry, H2Response> ResolveAppendEntry(const boost::json::array& digests,
+                                                          const boost::json::array& offsets,
+                                                          size_t i) const;
   H2Response DynamicAppend(H2Request&, const Params&);
   H2Response FixedAppend(H2Request&, const Params&);
   H2Response CloseDynamic(H2Request&, const Params&);
