@@ -218,8 +218,24 @@ class Session : public std::enable_shared_from_this<Session> {
     // The real limit is set once the header is known (it depends on the route); until then
     // a Content-Length must not trip the parser.
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    beast::get_lowest_layer(*stream_).expires_after(
-        requests_ == 0 ? impl_->options.header_timeout : impl_->options.idle_timeout);
+    if (requests_ > 0 && buffer_.size() == 0) {
+      // Keep-alive: the idle timeout covers only the wait for the next request's first byte.
+      // From that byte on the header timeout applies as for a first request, so a client
+      // cannot trickle a header for as long as the idle timeout.
+      beast::get_lowest_layer(*stream_).expires_after(impl_->options.idle_timeout);
+      stream_->async_read_some(buffer_.prepare(kFirstReadBytes),
+                               [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                 if (ec) return self->OnHeader(ec);
+                                 self->buffer_.commit(n);
+                                 self->ReadHeaderRest();
+                               });
+      return;
+    }
+    ReadHeaderRest();
+  }
+
+  void ReadHeaderRest() {
+    beast::get_lowest_layer(*stream_).expires_after(impl_->options.header_timeout);
     http::async_read_header(*stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               self->OnHeader(ec);
@@ -394,6 +410,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_after_ = false;
   bool upgraded_ = false;
   static constexpr uint64_t kMaxDrainBytes = 32ull * 1024 * 1024;
+  static constexpr size_t kFirstReadBytes = 16 * 1024;  // first read of a keep-alive request
   uint64_t drain_left_ = 0;  // bytes of a refused body still to discard before closing
 };
 

@@ -1,7 +1,13 @@
 #include "pbskit/server/serve.h"
 
-#include <filesystem>
+#include <sys/resource.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "backup_protocol.h"
 #include "file_util.h"
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/datastore_config.h"
@@ -63,6 +69,45 @@ Result<std::optional<DefaultSetup>> CreateDefaultSetup(const std::string& config
   return std::optional<DefaultSetup>(std::move(setup));
 }
 
+namespace {
+
+// Descriptors a server needs besides one per connection: listener, config and datastore files
+// opened by requests, task logs, the HTTP/2 sessions' index writers.
+constexpr uint64_t kFileReserve = 256;
+
+}  // namespace
+
+uint64_t RaiseOpenFileLimit(uint64_t needed) {
+  struct rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    std::cerr << "pbskit serve: unable to read the open file limit: " << std::strerror(errno)
+              << "\n";
+    return 0;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      rl = raised;
+    } else {
+      std::cerr << "pbskit serve: unable to raise the open file limit from " << rl.rlim_cur
+                << " to " << rl.rlim_max << ": " << std::strerror(errno) << "\n";
+    }
+  }
+  uint64_t soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+  if (soft < needed) {
+    std::cerr << "pbskit serve: open file limit is " << soft << " (hard limit "
+              << (rl.rlim_max == RLIM_INFINITY ? std::string("unlimited")
+                                               : std::to_string(rl.rlim_max))
+              << "), below the " << needed
+              << " that max-connections needs; connections beyond about "
+              << (soft > kFileReserve ? soft - kFileReserve : 0)
+              << " wait in the listen queue until others close (raise 'ulimit -Hn' or "
+                 "LimitNOFILE)\n";
+  }
+  return soft;
+}
+
 Serve::~Serve() {
   if (http_) http_->Stop();
 }
@@ -88,11 +133,13 @@ Result<std::unique_ptr<Serve>> Serve::Start(const ServeConfig& config) {
   api_opts.auth_failure_delay = config.auth_failure_delay;
   api_opts.forbidden_delay = config.forbidden_delay;
   PBSKIT_ASSIGN_OR_RETURN(s->api_, ApiServer::Create(api_opts));
+  if (config.protocol_h2) ProtocolH2Options() = *config.protocol_h2;
   HttpServerOptions http = config.http;
   http.listen = config.listen;
   http.threads = config.threads;
   http.cert_file = config.config_dir + "/" + kProxyCertFile;
   http.key_file = config.config_dir + "/" + kProxyKeyFile;
+  RaiseOpenFileLimit(static_cast<uint64_t>(http.max_connections) + kFileReserve);
   PBSKIT_ASSIGN_OR_RETURN(s->http_, HttpServer::Start(http, s->api_.get()));
   return s;
 }

@@ -87,6 +87,11 @@ struct HttpServerOptions {
   size_t max_connections = 4096;
   size_t max_header_bytes = 64 * 1024;
   size_t max_uri_length = 3072;          // path + query, PBS MAX_URI_QUERY_LENGTH
+  // Each phase is bounded as a whole (a client trickling bytes gains nothing): the TLS
+  // handshake; a request header from its first byte (for a keep-alive connection, from the
+  // first byte of the next request); the request body; writing a response (body_timeout);
+  // and the wait of a keep-alive connection for the next request's first byte (idle).
+  // A timed-out connection is closed without an answer.
   std::chrono::seconds handshake_timeout{30};
   std::chrono::seconds header_timeout{60};
   std::chrono::seconds body_timeout{300};

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "pbskit/formats/status.h"
 #include "pbskit/server/api_server.h"
+#include "pbskit/server/h2_server.h"
 #include "pbskit/server/http_server.h"
 
 namespace pbskit::server {
@@ -25,6 +27,9 @@ struct ServeConfig {
   bool create_default = true;
   std::string default_store_path;  // empty: "<config_dir>/../store1"
   HttpServerOptions http;          // limits and timeouts (listen/cert/key/threads overridden)
+  // Limits and the idle timeout of the HTTP/2 connections of the backup and reader protocols.
+  // These are process-wide: when set, Start() replaces them for every server of the process.
+  std::optional<H2ServerOptions> protocol_h2;
   std::chrono::milliseconds auth_failure_delay{3000};
   std::chrono::milliseconds forbidden_delay{500};
 };
@@ -43,9 +48,15 @@ struct DefaultSetup {
 Result<std::optional<DefaultSetup>> CreateDefaultSetup(const std::string& config_dir,
                                                        const std::string& store_path);
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (one descriptor per connection plus the
+// files requests open). Returns the soft limit in effect afterwards; when it is still below
+// `needed`, a warning naming both numbers goes to stderr. Thread safe (process-wide limit).
+uint64_t RaiseOpenFileLimit(uint64_t needed);
+
 class Serve {
  public:
-  // Sets up certificate, keys and (optionally) the default, then starts listening.
+  // Sets up certificate, keys and (optionally) the default, raises the open file limit for
+  // `http.max_connections` (RaiseOpenFileLimit), then starts listening.
   static Result<std::unique_ptr<Serve>> Start(const ServeConfig& config);
   ~Serve();
   uint16_t port() const { return http_->port(); }
