@@ -3,6 +3,10 @@
 // proxmox-backup-client writes them in legacy mode, then the dump directory's side files.
 #include <sys/stat.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "pbskit/datastore/fs.h"
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/importers/pxar_backup.h"
@@ -33,12 +37,77 @@ class CountingSink : public pxar::PxarSink {
   uint64_t bytes_ = 0, last_ = 0;
 };
 
+// Writes the datastore's dirty pages back while the import is still producing chunks. With
+// sync-level filesystem SnapshotWriter::Finish ends in syncfs(2); left alone, the kernel holds
+// the new chunk files (about the compressed size of the container) in the page cache until then
+// and the import waits for the whole write at the end with idle cores. Here a background thread
+// runs syncfs on the store's file system whenever Kick is called (coalesced: one pending
+// request at most), so the disk writes overlap the chunking, hashing and compression and the
+// final syncfs finds little left. Its errors are ignored: Finish's own syncfs reports them.
+class WritebackPacer {
+ public:
+  // Starts the thread when `store` syncs its file system at the end and uses the real file
+  // system (a fault-injecting one in tests sees exactly the calls the writer makes).
+  explicit WritebackPacer(DataStore& store) {
+    if (store.sync_level() != SyncLevel::kFilesystem || store.fs() != PosixFilesystem()) return;
+    auto fd = store.fs()->Open(store.base(), O_RDONLY | O_DIRECTORY);
+    if (!fd.ok()) return;
+    fd_ = ScopedFd(store.fs(), *fd);
+    fs_ = store.fs();
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~WritebackPacer() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  WritebackPacer(const WritebackPacer&) = delete;
+  WritebackPacer& operator=(const WritebackPacer&) = delete;
+
+  // Asks for one syncfs; never blocks.
+  void Kick() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ = true;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || pending_; });
+      if (stop_) return;
+      pending_ = false;
+      lock.unlock();
+      (void)fs_->SyncFs(fd_.get());
+      lock.lock();
+    }
+  }
+
+  Filesystem* fs_ = nullptr;
+  ScopedFd fd_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false, stop_ = false;
+  std::thread thread_;
+};
+
 Result<std::optional<std::string>> ReadSideFile(const std::string& path) {
   auto r = ReadWholeFileText(PosixFilesystem(), path);
   if (r.ok()) return std::optional<std::string>(std::move(r).value());
   if (r.status().code() == Code::kNotFound) return std::optional<std::string>();
   return r.status();
 }
+
+// pxar bytes between two writeback requests (about half that in compressed chunk files).
+constexpr uint64_t kPacerStep = 256ull << 20;
 
 void Account(const ArchiveResult& ar, VzdumpImportResult* r) {
   r->archives.push_back(ar.info.filename);
@@ -155,19 +224,29 @@ Result<VzdumpLxcImportResult> ImportVzdumpLxc(std::shared_ptr<DataStore> store,
   PBSKIT_ASSIGN_OR_RETURN(auto sink,
                           importers::PxarSnapshotSink::Open(writer.get(), "root", false, &catalog));
   const uint64_t estimate = ts.data_bytes + 128 * (ts.entries + 1);
-  std::function<void(uint64_t)> tick;
-  if (options.progress)
-    tick = [&options, estimate](uint64_t done) {
-      options.progress("encode", done, std::max(done, estimate));
-    };
+  // Writeback pacing only when the chunk files are the only bulk writes: a spool (compressed
+  // archives) would be written back with them, and it is dropped unwritten after Encode.
+  std::optional<WritebackPacer> pacer;
+  if (ts.spooled_bytes < kPacerStep) pacer.emplace(*store);
+  std::function<void(uint64_t)> tick = [&options, &pacer, estimate,
+                                        next = kPacerStep](uint64_t done) mutable {
+    if (pacer && done >= next) {
+      pacer->Kick();
+      next = done + kPacerStep;
+    }
+    if (options.progress) options.progress("encode", done, std::max(done, estimate));
+  };
   CountingSink counting(sink->archive(), tick);
   PBSKIT_RETURN_IF_ERROR(tar->Encode(&counting, sink.get()));
+  pacer.reset();
+  const uint64_t image_bytes = counting.bytes();
+  tar.reset();  // closes the spool: its pages are dropped, never written back by syncfs
   PBSKIT_ASSIGN_OR_RETURN(importers::PxarArchiveResults archives, sink->Close());
   for (const auto& ar : archives.archives) Account(ar, &result);
   PBSKIT_ASSIGN_OR_RETURN(ArchiveResult cat, catalog.Upload(writer.get()));
   Account(cat, &result);
-  result.image_bytes = counting.bytes();
-  if (options.progress) options.progress("encode", counting.bytes(), counting.bytes());
+  result.image_bytes = image_bytes;
+  if (options.progress) options.progress("encode", image_bytes, image_bytes);
   PBSKIT_RETURN_IF_ERROR(writer->Finish().status());
 
   // The snapshot is complete; a failure to add the side files removes it again.
