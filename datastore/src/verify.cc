@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "pbskit/formats/upid.h"
+#include "verify_index.h"
 
 namespace pbskit {
 namespace {
@@ -110,15 +111,15 @@ Status VerifyWorker::VerifyFile(const BackupNamespace& ns, const BackupDir& dir,
     return Status::OK();
   };
   switch (type) {
-    case ArchiveType::kFixedIndex: {
-      PBSKIT_ASSIGN_OR_RETURN(FixedIndex idx, store_->OpenFixedIndex(ns, dir, info.filename));
-      PBSKIT_RETURN_IF_ERROR(check(idx.size(), idx.ComputeCsum()));
-      return VerifyIndexChunks(&idx, nullptr, info.crypt_mode);
-    }
+    case ArchiveType::kFixedIndex:
     case ArchiveType::kDynamicIndex: {
-      PBSKIT_ASSIGN_OR_RETURN(DynamicIndex idx, store_->OpenDynamicIndex(ns, dir, info.filename));
-      PBSKIT_RETURN_IF_ERROR(check(idx.size(), idx.ComputeCsum()));
-      return VerifyIndexChunks(nullptr, &idx, info.crypt_mode);
+      // Streamed from the file: the table is never held in memory (verify_index.h).
+      PBSKIT_ASSIGN_OR_RETURN(VerifyIndexReader idx,
+                              VerifyIndexReader::Open(*store_, ns, dir, info.filename, type));
+      Digest csum;
+      PBSKIT_RETURN_IF_ERROR(idx.Scan(nullptr, &csum));
+      PBSKIT_RETURN_IF_ERROR(check(idx.size(), csum));
+      return VerifyIndexChunks(idx, info.crypt_mode);
     }
     case ArchiveType::kBlob:
       return VerifyBlob(ns, dir, info);

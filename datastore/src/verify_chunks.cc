@@ -9,15 +9,24 @@
 #include "pbskit/datastore/verify.h"
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/data_blob.h"
+#include "verify_index.h"
 
 namespace pbskit {
 namespace {
 
-uint64_t HashDigest(const Digest& d) {
-  uint64_t h;
-  std::memcpy(&h, d.data(), sizeof h);
-  return h;
-}
+// One chunk still to check in an index: a sort key (inode or digest prefix) and the entry's
+// position, packed into 12 bytes (the list is the one per-chunk structure of an index's check).
+struct ChunkListEntry {
+  uint32_t key_hi, key_lo, pos;
+  static ChunkListEntry Make(uint64_t key, uint32_t pos) {
+    return {static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), pos};
+  }
+  uint64_t key() const { return (static_cast<uint64_t>(key_hi) << 32) | key_lo; }
+  bool operator<(const ChunkListEntry& o) const {
+    return key() != o.key() ? key() < o.key() : pos < o.pos;
+  }
+};
+static_assert(sizeof(ChunkListEntry) == 12);
 
 bool IsEncryptedMagic(std::span<const uint8_t> raw) {
   return raw.size() >= 8 && (std::memcmp(raw.data(), kEncryptedBlobMagic.data(), 8) == 0 ||
@@ -36,51 +45,6 @@ const char* CryptModeDebug(CryptMode m) {
 
 }  // namespace
 
-// ---- DigestSet ----
-
-DigestSet::DigestSet() : slots_(1024), used_(1024, 0) {}
-
-bool DigestSet::Contains(const Digest& d) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  size_t mask = slots_.size() - 1;
-  for (size_t i = HashDigest(d) & mask;; i = (i + 1) & mask) {
-    if (!used_[i]) return false;
-    if (slots_[i] == d) return true;
-  }
-}
-
-bool DigestSet::InsertLocked(const Digest& d) {
-  size_t mask = slots_.size() - 1;
-  for (size_t i = HashDigest(d) & mask;; i = (i + 1) & mask) {
-    if (!used_[i]) {
-      used_[i] = 1;
-      slots_[i] = d;
-      ++count_;
-      return true;
-    }
-    if (slots_[i] == d) return false;
-  }
-}
-
-bool DigestSet::Insert(const Digest& d) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if ((count_ + 1) * 2 > slots_.size()) {  // keep the load factor <= 1/2
-    std::vector<Digest> old_slots(slots_.size() * 2);
-    std::vector<uint8_t> old_used(used_.size() * 2, 0);
-    old_slots.swap(slots_);
-    old_used.swap(used_);
-    count_ = 0;
-    for (size_t i = 0; i < old_slots.size(); ++i)
-      if (old_used[i]) InsertLocked(old_slots[i]);
-  }
-  return InsertLocked(d);
-}
-
-size_t DigestSet::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return count_;
-}
-
 // ---- chunk checks ----
 
 void VerifyWorker::MarkCorrupt(const Digest& d, const std::string& message, bool rename,
@@ -98,50 +62,84 @@ void VerifyWorker::MarkCorrupt(const Digest& d, const std::string& message, bool
   }
 }
 
-Status VerifyWorker::VerifyIndexChunks(const FixedIndex* fixed, const DynamicIndex* dynamic,
-                                       CryptMode crypt_mode) {
+Status VerifyWorker::VerifyIndexChunks(VerifyIndexReader& index, CryptMode crypt_mode) {
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<uint64_t> errors{0}, read_bytes{0}, decoded_bytes{0};
-  const size_t count = fixed ? fixed->chunk_count() : dynamic->chunk_count();
-  auto digest_at = [&](size_t i) -> const Digest& {
-    return fixed ? fixed->digest(i) : dynamic->entry(i).digest;
-  };
-  auto size_at = [&](size_t i) -> uint64_t {
-    auto [s, e] = fixed ? fixed->chunk_range(i) : dynamic->chunk_range(i);
-    return e - s;
-  };
+  const size_t count = index.chunk_count();
+  if (count > UINT32_MAX)
+    return Status::Unsupported(index.name() + ": " + std::to_string(count) +
+                               " index entries are more than verify handles");
   const CryptMode index_mode =
       crypt_mode == CryptMode::kEncrypt ? CryptMode::kEncrypt : CryptMode::kNone;
   ChunkStore& chunks = store_->chunk_store();
 
-  auto skip_chunk = [&](const Digest& d) {
-    if (verified_.Contains(d)) return true;
-    if (corrupt_.Contains(d)) {
-      log_->Info("chunk " + ToHex(d) + " was marked as corrupt");
-      errors.fetch_add(1);
-      return true;
-    }
-    return false;
-  };
-
-  // The chunk list: each digest once, in inode order (missing chunks last) unless disabled.
-  std::vector<std::pair<uint64_t, uint32_t>> list;
+  // The chunk list: each digest not yet known to this job once, 12 bytes a chunk. Entries are
+  // sorted by key: the chunk file's inode (chunk-order inode; missing chunks get kNoInode and
+  // come last) or the digest's first 8 bytes (chunk-order none, re-sorted by position after
+  // deduplication). Equal keys mean "maybe the same digest"; the same inode is the same chunk
+  // file, anything else is settled by reading the digests back from the index.
+  constexpr uint64_t kNoInode = UINT64_MAX;
+  std::vector<ChunkListEntry> list;
   list.reserve(count);
-  {
-    DigestSet seen;
-    for (size_t pos = 0; pos < count; ++pos) {
-      const Digest& d = digest_at(pos);
-      if (skip_chunk(d) || !seen.Insert(d)) continue;
-      uint64_t ino = 0;
-      if (options_.inode_order) {
-        auto r = chunks.ChunkInode(d);
-        ino = r.ok() ? *r : UINT64_MAX;
+  Status scanned = index.Scan(
+      [&](size_t pos, const Digest& d) {
+        if (verified_.Contains(d)) return Status::OK();
+        if (corrupt_.Contains(d)) {
+          log_->Info("chunk " + ToHex(d) + " was marked as corrupt");
+          errors.fetch_add(1);
+          return Status::OK();
+        }
+        uint64_t key;
+        if (options_.inode_order) {
+          auto ino = chunks.ChunkInode(d);
+          key = ino.ok() ? *ino : kNoInode;
+        } else {
+          key = LoadLe64(d.data());
+        }
+        list.push_back(ChunkListEntry::Make(key, static_cast<uint32_t>(pos)));
+        return Status::OK();
+      },
+      nullptr);
+  if (!scanned.ok()) return scanned;
+  std::sort(list.begin(), list.end());
+  size_t kept = 0;
+  std::vector<std::pair<Digest, uint32_t>> group;  // only for keys that may hide duplicates
+  for (size_t i = 0; i < list.size();) {
+    size_t j = i + 1;
+    while (j < list.size() && list[j].key() == list[i].key()) ++j;
+    if (j - i == 1 || (options_.inode_order && list[i].key() != kNoInode)) {
+      list[kept++] = list[i];  // a single entry, or one chunk file listed several times
+    } else {
+      group.clear();
+      uint64_t ignored_length;
+      for (size_t k = i; k < j; ++k) {
+        Digest d;
+        PBSKIT_RETURN_IF_ERROR(index.ReadEntry(list[k].pos, &d, &ignored_length));
+        group.emplace_back(d, list[k].pos);
       }
-      list.emplace_back(ino, static_cast<uint32_t>(pos));
+      std::sort(group.begin(), group.end());  // by digest, then position
+      const uint64_t key = list[i].key();
+      const size_t first = kept;
+      for (size_t k = 0; k < group.size(); ++k) {
+        if (k > 0 && group[k].first == group[k - 1].first) continue;
+        list[kept++] = ChunkListEntry::Make(key, group[k].second);
+      }
+      std::sort(list.begin() + static_cast<std::ptrdiff_t>(first),
+                list.begin() + static_cast<std::ptrdiff_t>(kept));  // by position again
     }
+    i = j;
   }
-  if (options_.inode_order) std::stable_sort(list.begin(), list.end());
+  list.resize(kept);
+  std::vector<std::pair<Digest, uint32_t>>().swap(group);
+  if (!options_.inode_order) {
+    std::sort(list.begin(), list.end(), [](const ChunkListEntry& a, const ChunkListEntry& b) {
+      return a.pos < b.pos;
+    });
+  }
 
+  // What the read stage found out about the chunk in each slot, for the work stage.
+  std::vector<Digest> slot_digest(pool_.slot_count());
+  std::vector<uint64_t> slot_length(pool_.slot_count());
   const std::string store_name = store_->name();
   auto load_failed = [&](const Digest& d, const std::string& why) {
     return "can't verify chunk, load failed - store '" + store_name + "', unable to load chunk '" +
@@ -151,10 +149,15 @@ Status VerifyWorker::VerifyIndexChunks(const FixedIndex* fixed, const DynamicInd
   Status run = pool_.Run(
       list.size(),
       [&](size_t job, size_t slot) {
-        const size_t pos = list[job].second;
-        const Digest& d = digest_at(pos);
-        if (skip_chunk(d)) return false;  // another index of this job got there first
-        Status st = chunks.LoadChunkInto(d, &read_bufs_[slot]);
+        Digest& d = slot_digest[slot];
+        Status st = index.ReadEntry(list[job].pos, &d, &slot_length[slot]);
+        if (!st.ok()) {  // the index file, not the chunk: an error, nothing is declared bad
+          log_->Info("can't verify chunk, reading index entry " +
+                     std::to_string(list[job].pos) + " failed - " + st.message());
+          errors.fetch_add(1);
+          return false;
+        }
+        st = chunks.LoadChunkInto(d, &read_bufs_[slot]);
         if (!st.ok()) {
           if (st.IsIoError()) {  // transient: an error, but the chunk is not declared bad
             log_->Info(load_failed(d, st.message()));
@@ -165,12 +168,12 @@ Status VerifyWorker::VerifyIndexChunks(const FixedIndex* fixed, const DynamicInd
           return false;
         }
         read_bytes.fetch_add(read_bufs_[slot].size());
-        decoded_bytes.fetch_add(size_at(pos));
+        decoded_bytes.fetch_add(slot_length[slot]);
         return true;
       },
-      [&](size_t job, size_t slot, size_t worker) {
-        const size_t pos = list[job].second;
-        const Digest& d = digest_at(pos);
+      [&](size_t, size_t slot, size_t worker) {
+        const Digest& d = slot_digest[slot];
+        const uint64_t length = slot_length[slot];
         const std::vector<uint8_t>& raw = read_bufs_[slot];
         Status st = CheckBlobHeader(raw, /*check_crc=*/true);
         if (!st.ok()) {
@@ -190,9 +193,9 @@ Status VerifyWorker::VerifyIndexChunks(const FixedIndex* fixed, const DynamicInd
           st = DecodeBlob(raw, nullptr, &out);
           if (st.ok() && Sha256(out) != d)
             st = Status::Corruption("detected chunk with wrong digest.");
-          if (st.ok() && out.size() != size_at(pos))
+          if (st.ok() && out.size() != length)
             st = Status::Corruption("detected chunk with wrong length (" +
-                                    std::to_string(size_at(pos)) + " != " +
+                                    std::to_string(length) + " != " +
                                     std::to_string(out.size()) + ")");
           if (!st.ok()) {
             MarkCorrupt(d, "can't verify chunk with digest " + ToHex(d) + " - " + st.message(),

@@ -1,7 +1,8 @@
 // Verify (datastore/verify.h) on a store written by SnapshotWriter: verify_state in the
 // manifest's unprotected part, bad chunks renamed <digest>.<N>.bad with exactly the snapshots
 // using them failed, each chunk read once per job, --ignore-verified / outdated-after, encrypted
-// chunks (CRC only), index checksum and size against the manifest. One store for the suite;
+// chunks (CRC only), index checksum and size against the manifest, chunks repeated within an
+// index (fixed and dynamic, both chunk orders), the compact DigestSet. One store for the suite;
 // tests that damage chunks work in a namespace of their own with data of their own.
 #include "pbskit/datastore/verify.h"
 
@@ -10,9 +11,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "pbskit/datastore/locks.h"
 #include "pbskit/datastore/snapshot_writer.h"
@@ -526,6 +531,129 @@ TEST_F(VerifyTest, UnreadableManifestFailsTheSnapshot) {
       << log.text();
 }
 
+// Writes ct/<id>/<time> in `ns` with a fixed index of `image` and a dynamic index of `stream`
+// (PBS's buzhash at 64 KiB average).
+void BackupFixedAndDynamic(const std::shared_ptr<DataStore>& store, const BackupNamespace& ns,
+                           const char* id, int64_t time, const std::vector<uint8_t>& image,
+                           const std::vector<uint8_t>& stream) {
+  SnapshotWriterOptions o;
+  o.ns = ns;
+  o.dir = BackupDir{BackupGroup{BackupType::kCt, id}, time};
+  auto w = SnapshotWriter::Begin(store, o);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  MemoryByteSource image_src(image);
+  ASSERT_TRUE((*w)->AddFixedIndex("disk.img.fidx", image_src, kChunk).ok());
+  MemoryByteSource stream_src(stream);
+  ASSERT_TRUE((*w)->AddDynamicIndex("root.pxar.didx", stream_src, 64 * 1024).ok());
+  ASSERT_TRUE((*w)->Finish().ok());
+}
+
+// Indexes that name the same chunk several times (a zero-filled disk, a repeated file) check it
+// once, in both chunk orders and with one or several reader threads, for fixed and dynamic
+// indexes alike; a missing chunk listed many times is reported and counted once.
+TEST_F(VerifyTest, ChunksRepeatedWithinAnIndexAreCheckedOnce) {
+  BackupNamespace ns = Ns("repeat");
+  auto a = MakeData(kChunk, 20), b = MakeData(kChunk, 21), c = MakeData(kChunk, 22);
+  std::vector<uint8_t> image;
+  for (const auto* part : {&a, &a, &b, &a, &c, &a, &b})
+    image.insert(image.end(), part->begin(), part->end());
+  const auto block = MakeData(6 * kChunk, 23);
+  std::vector<uint8_t> stream;
+  for (int i = 0; i < 4; ++i) stream.insert(stream.end(), block.begin(), block.end());
+  BackupFixedAndDynamic(*store_, ns, "300", 1000, image, stream);
+  const BackupDir dir{BackupGroup{BackupType::kCt, "300"}, 1000};
+
+  auto fidx = store().OpenFixedIndex(ns, dir, "disk.img.fidx");
+  auto didx = store().OpenDynamicIndex(ns, dir, "root.pxar.didx");
+  ASSERT_TRUE(fidx.ok() && didx.ok());
+  std::map<Digest, uint64_t> distinct;  // digest -> decoded length
+  for (size_t i = 0; i < fidx->chunk_count(); ++i) distinct[fidx->digest(i)] = kChunk;
+  size_t dynamic_entries = didx->chunk_count();
+  for (size_t i = 0; i < didx->chunk_count(); ++i) {
+    auto [start, end] = didx->chunk_range(i);
+    distinct[didx->entry(i).digest] = end - start;
+  }
+  ASSERT_EQ(fidx->chunk_count(), 7u);
+  ASSERT_LT(distinct.size(), 7 + dynamic_entries);  // the stream repeats itself too
+  uint64_t distinct_read = 0, distinct_decoded = 0;
+  for (const auto& [d, len] : distinct) {
+    auto st = store().chunk_store().StatChunk(d);
+    ASSERT_TRUE(st.ok());
+    distinct_read += static_cast<uint64_t>(st->st_size);
+    distinct_decoded += len;
+  }
+
+  for (bool inode_order : {true, false}) {
+    for (size_t read_threads : {size_t{1}, size_t{3}}) {
+      SCOPED_TRACE(std::to_string(inode_order) + "/" + std::to_string(read_threads));
+      MemoryTaskLogger log;
+      VerifyTaskResult result;
+      VerifyOptions o;
+      o.inode_order = inode_order;
+      o.read_threads = read_threads;
+      o.verify_threads = 2;
+      ASSERT_TRUE(Run(VerifyTarget{ns, std::nullopt, std::nullopt}, &log, &result, o).ok())
+          << log.text();
+      EXPECT_EQ(result.stats.chunks_verified, distinct.size());
+      EXPECT_EQ(result.stats.read_bytes, distinct_read);
+      EXPECT_EQ(result.stats.decoded_bytes, distinct_decoded);
+      EXPECT_EQ(VerifyState(ns, dir), "ok");
+    }
+  }
+
+  // Chunk `a` (4 of the 7 fixed entries) goes missing: one load failure, one corrupt chunk.
+  const Digest missing = fidx->digest(0);
+  const std::string path = store().chunk_store().ChunkPath(missing);
+  const auto saved = test::ReadFile(path);
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  for (bool inode_order : {true, false}) {
+    SCOPED_TRACE(inode_order);
+    MemoryTaskLogger log;
+    VerifyTaskResult result;
+    VerifyOptions o;
+    o.inode_order = inode_order;
+    EXPECT_FALSE(Run(VerifyTarget{ns, std::nullopt, std::nullopt}, &log, &result, o).ok());
+    EXPECT_EQ(result.stats.chunks_corrupt, 1u);
+    EXPECT_EQ(result.stats.chunks_verified, distinct.size() - 1);
+    EXPECT_EQ(CountPrefix(log, "can't verify chunk, load failed - store 'store1', unable to load "
+                               "chunk '" + ToHex(missing) + "'"),
+              1u)
+        << log.text();
+    EXPECT_EQ(result.failed, std::vector<std::string>{"ns/repeat/ct/300/1970-01-01T00:16:40Z"});
+    EXPECT_TRUE(HasLine(log, "verify store1:ct/300/1970-01-01T00:16:40Z/disk.img.fidx failed: "
+                             "chunks could not be verified"))
+        << log.text();
+  }
+  test::WriteFile(path, saved);
+  MemoryTaskLogger log;
+  EXPECT_TRUE(Run(VerifyTarget{ns, std::nullopt, std::nullopt}, &log, nullptr).ok()) << log.text();
+}
+
+// A dynamic index whose table breaks the format is reported with the index parser's wording
+// before any chunk is read.
+TEST_F(VerifyTest, DamagedDynamicIndexFailsBeforeItsChunks) {
+  BackupNamespace ns = Ns("didx");
+  BackupFixedAndDynamic(*store_, ns, "301", 1000, MakeData(2 * kChunk, 30),
+                        MakeData(4 * kChunk, 31));
+  const BackupDir dir{BackupGroup{BackupType::kCt, "301"}, 1000};
+  const std::string path = store().SnapshotPath(ns, dir) + "/root.pxar.didx";
+  auto raw = test::ReadFile(path);
+  ASSERT_GE(raw.size(), 4096u + 2 * 40);
+  std::fill(raw.begin() + 4096 + 40, raw.begin() + 4096 + 48, 0);  // entry 1 ends at 0
+  test::WriteFile(path, raw);
+  MemoryTaskLogger log;
+  VerifyTaskResult result;
+  EXPECT_FALSE(Run(VerifyTarget{ns, std::nullopt, std::nullopt}, &log, &result).ok());
+  EXPECT_EQ(CountPrefix(log, "verify store1:ct/301/1970-01-01T00:16:40Z/root.pxar.didx failed: " +
+                                 path + ": dynamic index entry 1 ends at 0, not after the "
+                                        "previous end "),
+            1u)
+      << log.text();
+  EXPECT_EQ(result.stats.snapshots_failed, 1u);
+  // The fixed index of the same snapshot was still checked (2 chunks) and the dynamic one not.
+  EXPECT_EQ(result.stats.chunks_verified, 2u);
+}
+
 TEST(DigestSetTest, InsertContainsAndGrowth) {
   DigestSet set;
   std::vector<Digest> all;
@@ -543,6 +671,86 @@ TEST(DigestSetTest, InsertContainsAndGrowth) {
   Digest other{};
   other[31] = 8;
   EXPECT_FALSE(set.Contains(other));
+}
+
+TEST(DigestSetTest, EmptySetHoldsNothing) {
+  DigestSet set;
+  EXPECT_EQ(set.size(), 0u);
+  EXPECT_EQ(set.memory_bytes(), 0u);
+  EXPECT_FALSE(set.Contains(Digest{}));
+  EXPECT_TRUE(set.Insert(Digest{}));
+  EXPECT_TRUE(set.Contains(Digest{}));
+}
+
+// Digests that share a shard (first two bytes) and differ anywhere in the tail, down to the
+// last byte, stay distinct and ordered; neighbours never inserted are not found.
+TEST(DigestSetTest, DigestsSharingAShardDifferInTheTail) {
+  DigestSet set;
+  std::vector<Digest> in, out;
+  for (int i = 0; i < 300; ++i) {
+    Digest d{};
+    d[0] = 0xab;
+    d[1] = 0xcd;
+    d[2 + (i % 30)] = static_cast<uint8_t>(1 + i / 30);
+    (i % 2 ? out : in).push_back(d);
+  }
+  for (auto it = in.rbegin(); it != in.rend(); ++it) EXPECT_TRUE(set.Insert(*it));
+  for (const Digest& d : in) EXPECT_FALSE(set.Insert(d));
+  EXPECT_EQ(set.size(), in.size());
+  for (const Digest& d : in) EXPECT_TRUE(set.Contains(d));
+  for (const Digest& d : out) EXPECT_FALSE(set.Contains(d));
+  Digest other_shard = in[0];
+  other_shard[1] = 0xce;
+  EXPECT_FALSE(set.Contains(other_shard));
+}
+
+// Random digests (as SHA-256 gives them): everything inserted is found, nothing else is, and
+// the set holds about 30 bytes per digest plus the fixed shard table, not a hash table's
+// doubling slack.
+TEST(DigestSetTest, RandomDigestsStayCompact) {
+  DigestSet set;
+  std::mt19937_64 rng(99);
+  auto random_digest = [&] {
+    Digest d;
+    for (size_t i = 0; i < d.size(); i += 8) {
+      uint64_t v = rng();
+      std::memcpy(d.data() + i, &v, 8);
+    }
+    return d;
+  };
+  constexpr size_t kCount = 200000;
+  std::vector<Digest> all;
+  for (size_t i = 0; i < kCount; ++i) all.push_back(random_digest());
+  for (const Digest& d : all) EXPECT_TRUE(set.Insert(d));
+  EXPECT_EQ(set.size(), kCount);
+  for (const Digest& d : all) ASSERT_TRUE(set.Contains(d));
+  for (int i = 0; i < 1000; ++i) EXPECT_FALSE(set.Contains(random_digest()));
+  // Per shard at most size + size/8 + 2 entries of 30 bytes, plus the table of 65536 vectors.
+  const size_t bound = kCount * 30 * 9 / 8 + 65536 * (2 * 30 + sizeof(std::vector<int>));
+  EXPECT_LE(set.memory_bytes(), bound);
+  EXPECT_GE(set.memory_bytes(), kCount * 30);
+}
+
+// Verify threads insert concurrently; every digest ends up once.
+TEST(DigestSetTest, ConcurrentInsertsCountEachDigestOnce) {
+  DigestSet set;
+  std::atomic<size_t> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint32_t i = 0; i < 20000; ++i) {
+        Digest d{};
+        const uint32_t v = i + static_cast<uint32_t>(t) * 5000;  // overlapping ranges
+        d[0] = static_cast<uint8_t>(v);
+        d[1] = static_cast<uint8_t>(v >> 8);
+        d[20] = static_cast<uint8_t>(v >> 16);
+        if (set.Insert(d)) fresh.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(set.size(), 35000u);
+  EXPECT_EQ(fresh.load(), 35000u);
 }
 
 }  // namespace

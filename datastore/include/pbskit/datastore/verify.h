@@ -4,8 +4,11 @@
 //   against the manifest, then every chunk once per job: CRC, magic, crypt mode against the
 //   index, and for plain chunks digest and length). Chunks are read in inode order (tuning
 //   chunk-order=inode) by reader threads and checked by verify threads (one WorkerPool, reused
-//   buffers, no per-chunk allocation). A chunk that is missing or corrupt is renamed
-//   <digest>.<N>.bad; a transient read error (IoError) counts as an error but never renames.
+//   buffers, no per-chunk allocation). Memory: index tables are streamed from their files, an
+//   index's chunk list costs 12 bytes per chunk still to check and the job-wide verified / corrupt
+//   sets about 32 bytes per distinct chunk (1M chunks: about 55 MB peak). A chunk that is missing
+//   or corrupt is renamed <digest>.<N>.bad; a transient read error (IoError) counts as an error
+//   but never renames.
 //   The result goes into the manifest's unprotected `verify_state` {state, upid} under the
 //   manifest lock.
 // Log lines use PBS's task-log wording ("verify datastore store1", "verify group ...",
@@ -32,6 +35,8 @@
 
 namespace pbskit {
 
+class VerifyIndexReader;  // datastore/src/verify_index.h
+
 struct VerifyOptions {
   size_t read_threads = 1;    // PBS default-verification-readers
   size_t verify_threads = 4;  // PBS default-verification-workers
@@ -56,21 +61,28 @@ struct VerifyTarget {
 std::pair<std::string, std::string> VerifyWorkerTypeAndId(const std::string& store,
                                                           const VerifyTarget& target);
 
-// A set of chunk digests (open addressing, grows by doubling; no allocation per insert apart
-// from rare growth). Thread safe.
+// A set of chunk digests kept compact for whole-datastore jobs: 65536 shards chosen by the
+// first two digest bytes, each a sorted array of the remaining 30 bytes grown by about 1/8 at a
+// time, so an entry costs about 32 bytes (1M digests: about 36 MB) and growing never copies more
+// than one shard. Lookups are a binary search in a shard of size / 65536 entries. The shard table
+// is allocated on the first insert (an empty set costs nothing). Thread safe (one mutex).
 class DigestSet {
  public:
   DigestSet();
+  ~DigestSet();
+  DigestSet(const DigestSet&) = delete;
+  DigestSet& operator=(const DigestSet&) = delete;
   bool Contains(const Digest& d) const;
-  // True when newly inserted.
+  // True when newly inserted. May allocate (the shard grows; the table on the first insert).
   bool Insert(const Digest& d);
   size_t size() const;
+  // Heap bytes held: shard arrays at their capacity plus the shard table.
+  size_t memory_bytes() const;
 
  private:
-  bool InsertLocked(const Digest& d);
+  using Tail = std::array<uint8_t, 30>;
   mutable std::mutex mu_;
-  std::vector<Digest> slots_;
-  std::vector<uint8_t> used_;
+  std::vector<std::vector<Tail>> shards_;  // empty until the first insert, then 65536
   size_t count_ = 0;
 };
 
@@ -116,9 +128,9 @@ class VerifyWorker {
   bool Filter(const Manifest& manifest) const;
   Status VerifyFile(const BackupNamespace& ns, const BackupDir& dir, const FileInfo& info);
   Status VerifyBlob(const BackupNamespace& ns, const BackupDir& dir, const FileInfo& info);
-  // Checks the chunks of one index (exactly one of fixed / dynamic is set).
-  Status VerifyIndexChunks(const FixedIndex* fixed, const DynamicIndex* dynamic,
-                           CryptMode crypt_mode);
+  // Checks the chunks of one index, read from its file entry by entry (verify_index.h): the
+  // index itself is never held in memory, only 12 bytes per distinct chunk still to check.
+  Status VerifyIndexChunks(VerifyIndexReader& index, CryptMode crypt_mode);
   // Records a bad chunk: corrupt set, log line, error count, and (rename) <digest>.<N>.bad.
   void MarkCorrupt(const Digest& d, const std::string& message, bool rename,
                    std::atomic<uint64_t>* errors);
