@@ -107,13 +107,14 @@ H2Response BackupSession::UploadChunk(H2Request& request, const Params& params, 
                    std::memcmp(raw.data(), kEncrCompressedBlobMagic.data(), 8) == 0;
   if (!encrypted) {
     // PBS verify_unencrypted: decode, digest first, then the length (expected != got).
-    if (Status st = DecodeBlob(raw, nullptr, &scratch_); !st.ok()) {
+    thread_local std::vector<uint8_t> scratch;  // decode buffer, reused by each worker
+    if (Status st = DecodeBlob(raw, nullptr, &scratch); !st.ok()) {
       return ErrorResponse(400, st.message());
     }
-    if (Sha256(scratch_) != *digest) return ErrorResponse(400, "detected chunk with wrong digest.");
-    if (scratch_.size() != size) {
+    if (Sha256(scratch) != *digest) return ErrorResponse(400, "detected chunk with wrong digest.");
+    if (scratch.size() != size) {
       return ErrorResponse(400, "detected chunk with wrong length (" + std::to_string(size) +
-                                    " != " + std::to_string(scratch_.size()) + ")");
+                                    " != " + std::to_string(scratch.size()) + ")");
     }
   }
   // Never trust the client's CRC.
@@ -121,6 +122,7 @@ H2Response BackupSession::UploadChunk(H2Request& request, const Params& params, 
   auto inserted = p_.store->chunk_store().InsertChunk(*digest, raw);
   if (!inserted.ok()) return ErrorResponse(400, inserted.status().message());
 
+  std::lock_guard<std::mutex> lock(chunk_mu_);
   if (Status st = EnsureActive(); !st.ok()) return ErrorResponse(st);
   UploadStatistic* stat = nullptr;
   if (fixed) {

@@ -284,6 +284,12 @@ size_t BackupSession::MaxBodySize(const H2Request& request) {
   return 512 * 1024;  // parameter bodies (PBS MAX_REQUEST_BODY_SIZE)
 }
 
+bool BackupSession::IsConcurrent(const H2Request& request) {
+  if (request.method != "POST") return false;
+  std::string rel = NormalizeH2Path(request.path);
+  return rel == "fixed_chunk" || rel == "dynamic_chunk";
+}
+
 H2Response BackupSession::Handle(H2Request& request) {
   Params params;
   H2Response error;

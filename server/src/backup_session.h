@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -53,6 +54,9 @@ class BackupSession final : public H2Handler {
   ~BackupSession() override;
 
   size_t MaxBodySize(const H2Request& request) override;
+  // Chunk uploads (POST fixed_chunk / dynamic_chunk): their check and store run on workers,
+  // several at once; the session state they update is guarded by chunk_mu_.
+  bool IsConcurrent(const H2Request& request) override;
   H2Response Handle(H2Request& request) override;
 
   // Called once the HTTP/2 connection ended: logs, cleans up, finishes the task.
@@ -136,7 +140,9 @@ class BackupSession final : public H2Handler {
   std::map<int, FixedWriter> fixed_writers_;
   std::unordered_map<Digest, uint32_t, DigestHash> known_chunks_;
   std::unique_ptr<TaskLog> task_;
-  std::vector<uint8_t> scratch_;  // decode buffer for chunk verification
+  // Held by concurrent chunk uploads while they update writer statistics and known_chunks_
+  // (other requests never run beside them, see H2Handler::IsConcurrent).
+  std::mutex chunk_mu_;
 };
 
 }  // namespace pbskit::server

@@ -393,6 +393,8 @@ Status H2Connection::Impl::Step(bool* progressed) {
     std::vector<std::pair<std::string, std::string>> fields = {
         {":method", p->method}, {":scheme", "https"}, {":authority", authority}, {":path", path}};
     if (!p->content_type.empty()) fields.emplace_back("content-type", p->content_type);
+    // As hyper does for a body of known size; lets the server size its buffer once.
+    if (!p->body.empty()) fields.emplace_back("content-length", std::to_string(p->body.size()));
     std::vector<nghttp2_nv> nva;
     for (auto& [k, v] : fields) {
       nva.push_back({reinterpret_cast<uint8_t*>(k.data()), reinterpret_cast<uint8_t*>(v.data()),

@@ -1,12 +1,20 @@
 #include "pbskit/server/h2_server.h"
 
 #include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 namespace pbskit::server {
 
@@ -22,6 +30,82 @@ namespace {
 constexpr size_t kOutputBatch = 1 << 20;    // coalesce frames into writes of up to 1 MiB
 constexpr size_t kMaxDataFrame = 1 << 20;   // DATA payload we send per frame (peer max permitting)
 
+// Worker threads shared by every HTTP/2 connection of the process for concurrent requests
+// (CPU-bound chunk checks): one per core, at least two.
+class HandlerPool {
+ public:
+  static HandlerPool& Shared() {
+    static HandlerPool pool(std::max(2u, std::thread::hardware_concurrency()));
+    return pool;
+  }
+  ~HandlerPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  explicit HandlerPool(unsigned n) {
+    for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  void Work() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
+
+// Responses of concurrent requests, handed from the workers to the connection's thread; the
+// eventfd wakes that thread when it waits for input.
+struct Completions {
+  explicit Completions(int fd) : wake_fd(fd) {}
+  ~Completions() {
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+  void Push(int32_t stream_id, H2Response response) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done.emplace_back(stream_id, std::move(response));
+    }
+    uint64_t one = 1;
+    ssize_t w = ::write(wake_fd, &one, sizeof one);
+    (void)w;  // the counter cannot overflow here; a failed write only delays the wake-up
+  }
+  std::vector<std::pair<int32_t, H2Response>> Take() {
+    uint64_t v = 0;
+    ssize_t r = ::read(wake_fd, &v, sizeof v);
+    (void)r;  // EAGAIN: nothing signalled since the last Take
+    std::lock_guard<std::mutex> lock(mu);
+    return std::exchange(done, {});
+  }
+  const int wake_fd;
+  std::mutex mu;
+  std::vector<std::pair<int32_t, H2Response>> done;
+};
+
 struct StreamState {
   H2Request request;
   size_t header_bytes = 0;
@@ -30,6 +114,7 @@ struct StreamState {
   bool too_large = false;
   bool request_done = false;  // END_STREAM received
   bool responded = false;
+  bool dispatched = false;  // handed to a worker; the request is gone from here
   // Response body being sent.
   std::string response_body;
   size_t sent = 0;
@@ -50,7 +135,11 @@ class ServerConnection {
   Status Init();
   Status Flush();
   void Dispatch();
-  void Respond(StreamState& st, H2Response response);
+  // Answers the concurrent requests that finished since the last call.
+  void Collect();
+  // Waits for every concurrent request still running (their handler must not outlive Run).
+  void Drain();
+  void Respond(int32_t stream_id, StreamState& st, H2Response response);
   void Fail(std::string reason, uint32_t error_code);
   size_t BufferedBytes() const;
 
@@ -78,6 +167,8 @@ class ServerConnection {
   H2ConnectionStats stats_;
   std::string out_;
   bool failed_ = false;
+  std::shared_ptr<Completions> completions_;
+  size_t in_flight_ = 0;  // concurrent requests handed to workers and not yet collected
 };
 
 Status ServerConnection::Init() {
@@ -120,6 +211,12 @@ H2ConnectionStats ServerConnection::Run() {
     stats_.close_reason = st.message();
     return stats_;
   }
+  int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake < 0) {
+    stats_.close_reason = std::string("eventfd failed: ") + std::strerror(errno);
+    return stats_;
+  }
+  completions_ = std::make_shared<Completions>(wake);
   if (options_.idle_timeout.count() > 0) stream_.SetIdleTimeout(options_.idle_timeout);
   std::string leftover = stream_.TakeLeftover();
   std::vector<uint8_t> buf(256 * 1024);
@@ -140,25 +237,75 @@ H2ConnectionStats ServerConnection::Run() {
       Fail("too many request body bytes buffered on one connection", NGHTTP2_ENHANCE_YOUR_CALM);
       break;
     }
+    Collect();
     Dispatch();
     st = Flush();
     if (!st.ok()) {
       stats_.close_reason = st.message();
-      return stats_;
+      break;
     }
-    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) break;
-    auto n = stream_.Read(buf.data(), buf.size());
-    if (!n.ok()) {
-      stats_.close_reason = n.status().message();
-      return stats_;
+    if (in_flight_ == 0 && !nghttp2_session_want_read(session_) &&
+        !nghttp2_session_want_write(session_)) {
+      break;
     }
-    if (*n == 0) break;  // peer closed
-    stats_.bytes_received += *n;
-    leftover.assign(reinterpret_cast<const char*>(buf.data()), *n);
+    size_t got = 0;
+    if (in_flight_ == 0) {
+      // Nothing running: a plain blocking read, bounded by the stream's idle timeout.
+      auto n = stream_.Read(buf.data(), buf.size());
+      if (!n.ok()) {
+        stats_.close_reason = n.status().message();
+        break;
+      }
+      if (*n == 0) break;  // peer closed
+      got = *n;
+    } else if (in_flight_ >= options_.max_concurrent_handlers) {
+      // Enough work queued for this connection: read nothing until some of it finishes.
+      pollfd p{completions_->wake_fd, POLLIN, 0};
+      (void)::poll(&p, 1, 1000);
+      continue;
+    } else {
+      auto n = stream_.ReadAvailable(buf.data(), buf.size());
+      if (!n.ok()) {
+        stats_.close_reason = n.status().message();
+        break;
+      }
+      if (!*n) {
+        // Workers are busy, so the connection is not idle: wait for input or a result.
+        auto ready = stream_.WaitReadable(completions_->wake_fd, std::chrono::milliseconds(1000));
+        if (!ready.ok()) {
+          stats_.close_reason = ready.status().message();
+          break;
+        }
+        continue;
+      }
+      if (**n == 0) break;  // peer closed
+      got = **n;
+    }
+    stats_.bytes_received += got;
+    leftover.assign(reinterpret_cast<const char*>(buf.data()), got);
     have_input = true;
   }
+  Drain();
   (void)Flush();  // GOAWAY, if any
   return stats_;
+}
+
+void ServerConnection::Collect() {
+  if (in_flight_ == 0) return;
+  for (auto& [id, response] : completions_->Take()) {
+    --in_flight_;
+    auto it = streams_.find(id);
+    if (it == streams_.end() || failed_) continue;  // the peer reset the stream meanwhile
+    Respond(id, *it->second, std::move(response));
+  }
+}
+
+void ServerConnection::Drain() {
+  while (in_flight_ > 0) {
+    pollfd p{completions_->wake_fd, POLLIN, 0};
+    (void)::poll(&p, 1, 1000);
+    in_flight_ -= completions_->Take().size();
+  }
 }
 
 void ServerConnection::Fail(std::string reason, uint32_t error_code) {
@@ -196,24 +343,42 @@ Status ServerConnection::Flush() {
 void ServerConnection::Dispatch() {
   while (!ready_.empty() && !failed_) {
     int32_t id = ready_.front();
-    ready_.pop_front();
     auto it = streams_.find(id);
-    if (it == streams_.end() || it->second->responded) continue;
+    if (it == streams_.end() || it->second->responded || it->second->dispatched) {
+      ready_.pop_front();
+      continue;
+    }
     StreamState& st = *it->second;
-    ++stats_.requests;
     if (st.too_large) {
+      ready_.pop_front();
+      ++stats_.requests;
       H2Response r;
       r.status = 413;
       r.body = "request body too large (limit " + std::to_string(st.max_body) + " bytes)";
-      Respond(st, std::move(r));
+      Respond(id, st, std::move(r));
       continue;
     }
-    H2Response r = handler_.Handle(st.request);
-    Respond(st, std::move(r));
+    bool concurrent = handler_.IsConcurrent(st.request);
+    if (concurrent ? in_flight_ >= options_.max_concurrent_handlers : in_flight_ > 0) {
+      return;  // waits for running requests (a later Collect dispatches it)
+    }
+    ready_.pop_front();
+    ++stats_.requests;
+    if (!concurrent) {
+      H2Response r = handler_.Handle(st.request);
+      Respond(id, st, std::move(r));
+      continue;
+    }
+    st.dispatched = true;
+    ++in_flight_;
+    HandlerPool::Shared().Post(
+        [done = completions_, handler = &handler_, id, request = std::move(st.request)]() mutable {
+          done->Push(id, handler->Handle(request));
+        });
   }
 }
 
-void ServerConnection::Respond(StreamState& st, H2Response response) {
+void ServerConnection::Respond(int32_t stream_id, StreamState& st, H2Response response) {
   st.responded = true;
   std::string status = std::to_string(response.status);
   std::vector<std::pair<std::string, std::string>> fields;
@@ -229,7 +394,7 @@ void ServerConnection::Respond(StreamState& st, H2Response response) {
   st.sent = 0;
   nghttp2_data_provider provider{};
   provider.read_callback = ReadBody;
-  int rv = nghttp2_submit_response(session_, st.request.stream_id, nva.data(), nva.size(),
+  int rv = nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(),
                                    &provider);
   if (rv != 0) Fail(std::string("nghttp2: ") + nghttp2_strerror(rv), NGHTTP2_INTERNAL_ERROR);
 }
@@ -277,6 +442,12 @@ int ServerConnection::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id,
   if (!st.limit_known) {
     st.max_body = self->handler_.MaxBodySize(st.request);
     st.limit_known = true;
+    // One allocation for the whole body when the peer announced its size (within limits).
+    if (const std::string* cl = st.request.Header("content-length")) {
+      char* end = nullptr;
+      unsigned long long n = std::strtoull(cl->c_str(), &end, 10);
+      if (end && *end == '\0' && n <= st.max_body) st.request.body.reserve(n);
+    }
   }
   if (st.too_large) return 0;
   if (st.request.body.size() + len > st.max_body) {

@@ -7,7 +7,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <limits>
 #include <condition_variable>
 #include <mutex>
@@ -151,6 +155,40 @@ class BlockingUpgradedStream final : public UpgradedStream {
   void Close() override {
     beast::error_code ec;
     beast::get_lowest_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+  Result<std::optional<size_t>> ReadAvailable(uint8_t* buf, size_t n) override {
+    // The socket is non-blocking only for this call: TLS consumes what it already holds first
+    // and reads the socket only when that is not enough, so "would block" means no input.
+    auto& sock = beast::get_lowest_layer(*stream_).socket();
+    beast::error_code ec;
+    sock.non_blocking(true, ec);
+    if (ec) return Status::IoError("connection read failed: " + ec.message());
+    Begin();
+    size_t got = stream_->read_some(net::buffer(buf, n), ec);
+    End();
+    beast::error_code ignored;
+    sock.non_blocking(false, ignored);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      return std::optional<size_t>();
+    }
+    if (TimedOut()) return TimeoutError();
+    if (ec == net::error::eof || ec == ssl::error::stream_truncated) {
+      return std::optional<size_t>(0);
+    }
+    if (ec) return Status::IoError("connection read failed: " + ec.message());
+    return std::optional<size_t>(got);
+  }
+  Result<bool> WaitReadable(int wake_fd, std::chrono::milliseconds timeout) override {
+    pollfd fds[2] = {};
+    fds[0].fd = beast::get_lowest_layer(*stream_).socket().native_handle();
+    fds[0].events = POLLIN;
+    fds[1].fd = wake_fd;
+    fds[1].events = POLLIN;
+    int rv = ::poll(fds, wake_fd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
+    if (rv < 0 && errno != EINTR) {
+      return Status::IoError(std::string("connection poll failed: ") + std::strerror(errno));
+    }
+    return rv > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
   }
   std::string TakeLeftover() override { return std::exchange(leftover_, std::string()); }
   void SetIdleTimeout(std::chrono::milliseconds timeout) override {

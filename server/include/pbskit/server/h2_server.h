@@ -5,9 +5,11 @@
 // preface on the same TLS stream and the server answers with its SETTINGS. The server
 // advertises PBS's values (32 MiB stream and connection windows, 4 MiB frames) and bounds what
 // a peer can make it hold: concurrent streams, header bytes, body bytes per request and per
-// connection, and an idle timeout. Requests of one connection are handled one after the other
-// on the connection's thread, in the order their bodies completed; a protocol error closes
-// that connection only.
+// connection, and an idle timeout. Requests are handled in the order their bodies completed.
+// Requests the handler calls concurrent (chunk uploads) run on a shared pool of worker threads,
+// several at a time, while the connection's thread goes on decrypting and parsing input; every
+// other request runs on the connection's thread once no concurrent one is running, so it sees
+// the effects of all requests completed before it. A protocol error closes that connection only.
 #pragma once
 
 #include <chrono>
@@ -41,10 +43,18 @@ struct H2Response {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers, lower-case names
 };
 
-// The application behind one HTTP/2 connection. Called only from the connection's thread.
+// The application behind one HTTP/2 connection. Called from the connection's thread, except
+// Handle for requests IsConcurrent accepts (see there).
 class H2Handler {
  public:
   virtual ~H2Handler() = default;
+  // Whether Handle(request) may run on a worker thread, at the same time as other concurrent
+  // requests of this connection (never at the same time as a request this answers false
+  // for). Called on the connection's thread with the complete request. Default: false.
+  virtual bool IsConcurrent(const H2Request& request) {
+    (void)request;
+    return false;
+  }
   // Largest body accepted for `request` (headers only; body empty). Larger bodies are answered
   // with 413 "request body too large" without calling Handle.
   virtual size_t MaxBodySize(const H2Request& request) = 0;
@@ -62,6 +72,10 @@ struct H2ServerOptions {
   size_t max_buffered_bytes = 512ull * 1024 * 1024;
   // No byte received or sent for this long ends the connection. 0 disables it.
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(15)};
+  // Concurrent requests of one connection being handled at a time; when reached, the
+  // connection reads no more input until one finishes (TCP and HTTP/2 flow control then hold
+  // the peer back).
+  size_t max_concurrent_handlers = 6;
 };
 
 struct H2ConnectionStats {

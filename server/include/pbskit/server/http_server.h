@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -53,6 +54,13 @@ class UpgradedStream {
   // is shut down and the call fails with IoError "connection timed out ...". 0 disables it
   // (the default). Call before the first Read; not thread safe with Read/Write.
   virtual void SetIdleTimeout(std::chrono::milliseconds timeout) = 0;
+  // Like Read, but never waits for the peer: returns std::nullopt when no decrypted byte is
+  // available without reading more from the socket than is there. Same errors as Read.
+  virtual Result<std::optional<size_t>> ReadAvailable(uint8_t* buf, size_t n) = 0;
+  // Waits until the socket has input or `wake_fd` (an eventfd or pipe, -1 for none) becomes
+  // readable, or `timeout` passes; returns whether the socket has input. Call it only after
+  // ReadAvailable returned std::nullopt (TLS may hold input that poll() cannot see).
+  virtual Result<bool> WaitReadable(int wake_fd, std::chrono::milliseconds timeout) = 0;
 };
 
 struct HttpResponse {
