@@ -229,25 +229,36 @@ Result<uint64_t> BackupClient::OpenWriter(const std::string& archive,
 Status BackupClient::AddChunk(bool fixed, uint64_t wid, std::span<const uint8_t> data,
                               uint64_t start, UploadStats* stats, Digest* digest) {
   const CryptConfig* crypt = options_.crypt_mode == CryptMode::kEncrypt ? options_.crypt : nullptr;
-  Digest d = ComputeChunkDigest(data, crypt);
-  *digest = d;
+  *digest = ComputeChunkDigest(data, crypt);
+  return AddEncodedChunk(fixed, wid, *digest, data.size(), start,
+                         [&]() -> Result<std::string> {
+                           auto blob = DataBlob::Encode(data, crypt, options_.compress);
+                           if (!blob.ok()) return blob.status();
+                           return std::string(blob->raw().begin(), blob->raw().end());
+                         },
+                         stats);
+}
+
+Status BackupClient::AddEncodedChunk(bool fixed, uint64_t wid, const Digest& d,
+                                     uint64_t plain_size, uint64_t start,
+                                     const std::function<Result<std::string>()>& encode,
+                                     UploadStats* stats) {
   stats->chunk_count += 1;
-  stats->size += data.size();
+  stats->size += plain_size;
   if (known_.count(d)) {
     stats->chunk_reused += 1;
-    stats->size_reused += data.size();
+    stats->size_reused += plain_size;
   } else {
-    auto blob = DataBlob::Encode(data, crypt, options_.compress);
-    if (!blob.ok()) return Fail(blob.status());
-    std::string body(blob->raw().begin(), blob->raw().end());
-    stats->size_compressed += body.size();
+    auto body = encode();
+    if (!body.ok()) return Fail(body.status());
+    stats->size_compressed += body->size();
     stats->chunks_uploaded += 1;
     std::string q = EncodeH2Query({{"digest", ToHex(d)},
-                                   {"encoded-size", std::to_string(body.size())},
-                                   {"size", std::to_string(data.size())},
+                                   {"encoded-size", std::to_string(body->size())},
+                                   {"size", std::to_string(plain_size)},
                                    {"wid", std::to_string(wid)}});
     pending_.push_back({d, h2_->Submit("POST", fixed ? "/fixed_chunk" : "/dynamic_chunk", q,
-                                       std::move(body), "application/octet-stream")});
+                                       std::move(body).value(), "application/octet-stream")});
     known_.insert(d);
     PBSKIT_RETURN_IF_ERROR(DrainUploads(options_.max_pending_uploads));
   }
@@ -339,6 +350,46 @@ Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive, 
     return Fail(Status::InvalidArgument("source of '" + archive + "' delivered " +
                                         std::to_string(offset) + " bytes, announced " +
                                         std::to_string(*size)));
+  }
+  stats.csum = csum.Finish();
+  return CloseWriter(true, wid, archive, offset, stats, t0);
+}
+
+Result<UploadResult> BackupClient::UploadFixedIndexEncoded(const std::string& archive,
+                                                           EncodedChunkSource& source,
+                                                           uint64_t size) {
+  if (!archive.ends_with(".fidx")) {
+    return Status::InvalidArgument("fixed index name '" + archive + "' must end in .fidx");
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  PBSKIT_ASSIGN_OR_RETURN(uint64_t wid, OpenWriter(archive, size));
+  UploadStats stats;
+  Sha256Stream csum;
+  uint64_t offset = 0;
+  bool short_chunk = false;
+  for (;;) {
+    auto next = source.Next();
+    if (!next.ok()) return Fail(next.status());
+    if (!*next) break;
+    EncodedChunk& c = **next;
+    if (short_chunk || c.size == 0 || c.size > kFixedChunkSize || offset + c.size > size) {
+      return Fail(Status::InvalidArgument(
+          "chunk " + ToHex(c.digest) + " of '" + archive + "' at offset " +
+          std::to_string(offset) + " has " + std::to_string(c.size) +
+          " bytes; fixed index chunks hold 4 MiB except the last (index size " +
+          std::to_string(size) + ")"));
+    }
+    short_chunk = c.size < kFixedChunkSize;
+    auto encode = [&c]() -> Result<std::string> { return std::move(c.blob); };
+    PBSKIT_RETURN_IF_ERROR(AddEncodedChunk(true, wid, c.digest, c.size, offset, encode, &stats));
+    csum.Update(c.digest);
+    offset += c.size;
+  }
+  if (offset == 0) return Fail(Status::InvalidArgument("fixed index '" + archive + "' is empty"));
+  if (offset != size) {
+    return Fail(Status::InvalidArgument("chunks of '" + archive + "' hold " +
+                                        std::to_string(offset) + " bytes, announced " +
+                                        std::to_string(size)));
   }
   stats.csum = csum.Finish();
   return CloseWriter(true, wid, archive, offset, stats, t0);

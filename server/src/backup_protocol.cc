@@ -2,6 +2,7 @@
 // §4.1, §5) and the helpers shared by both HTTP/2 sessions.
 #include "backup_protocol.h"
 
+#include "api_tasks.h"
 #include "backup_session.h"
 #include "datastore_access.h"
 #include "pbskit/formats/names.h"
@@ -99,9 +100,11 @@ Status CheckUpgradeHeader(const HttpRequest& request, const char* protocol) {
   return Status::OK();
 }
 
-// The configured store; a missing one is a plain error (PBS: 400).
-Result<std::shared_ptr<DataStore>> LookupStore(ApiCall& call, const std::string& name) {
-  auto store = OpenConfiguredStore(call, name);
+// The configured store, checked against its maintenance mode for writing (backup) or reading
+// (reader) as PBS's lookup_datastore does; a missing one is a plain error (PBS: 400).
+Result<std::shared_ptr<DataStore>> LookupStore(ApiCall& call, const std::string& name,
+                                               bool write) {
+  auto store = OpenStoreFor(call, name, write);
   if (!store.ok() && store.status().IsNotFound()) {
     return Status::InvalidArgument(store.status().message());
   }
@@ -130,7 +133,7 @@ Result<ApiResult> UpgradeBackup(ApiCall& call) {
     return Status::PermissionDenied("missing permissions 'Datastore.Backup' on '" +
                                     AclPathText(acl_path) + "'");
   }
-  PBSKIT_ASSIGN_OR_RETURN(auto store, LookupStore(call, t.store_name));
+  PBSKIT_ASSIGN_OR_RETURN(auto store, LookupStore(call, t.store_name, true));
   PBSKIT_RETURN_IF_ERROR(CheckUpgradeHeader(*call.request, kBackupProtocolId));
   PBSKIT_ASSIGN_OR_RETURN(bool ns_exists, store->NamespaceExists(t.ns));
   if (!ns_exists) return Status::NotFound("namespace not found");
@@ -173,7 +176,7 @@ Result<ApiResult> UpgradeReader(ApiCall& call) {
   if (!priv_read && !priv_backup) {
     return Status::InvalidArgument("no permissions on " + AclPathText(acl_path));
   }
-  PBSKIT_ASSIGN_OR_RETURN(auto store, LookupStore(call, t.store_name));
+  PBSKIT_ASSIGN_OR_RETURN(auto store, LookupStore(call, t.store_name, false));
   PBSKIT_RETURN_IF_ERROR(CheckUpgradeHeader(*call.request, kReaderProtocolId));
   if (!priv_read) {
     auto owner = store->GetOwner(t.ns, t.dir.group);

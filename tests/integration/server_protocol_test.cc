@@ -14,6 +14,8 @@
 #include "pbskit/datastore/datastore_config.h"
 #include "pbskit/datastore/snapshot_writer.h"
 #include "pbskit/formats/crypt_config.h"
+#include "pbskit/formats/crypto.h"
+#include "pbskit/formats/data_blob.h"
 #include "pbskit/formats/pxar/encoder.h"
 #include "pbskit/importers/pxar_fs.h"
 #include "pbskit/server/access_config.h"
@@ -545,6 +547,150 @@ TEST_F(ServerProtocolTest, VerifyPruneAndGcAsTasks) {
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(status->at("upid").as_string(), upid);
   EXPECT_GT(status->at("disk-chunks").to_number<int64_t>(), 0);
+}
+
+// Chunks a sync job would move: already encoded, sent as they are. Ten 4 MiB chunks travel at
+// once (the server checks them on its worker threads); the restore is byte-identical, and a
+// chunk whose digest does not match its content is refused with PBS's message while the
+// unfinished snapshot disappears.
+class VectorChunks final : public EncodedChunkSource {
+ public:
+  explicit VectorChunks(std::vector<EncodedChunk> chunks) : chunks_(std::move(chunks)) {}
+  Result<std::optional<EncodedChunk>> Next() override {
+    if (next_ == chunks_.size()) return std::optional<EncodedChunk>();
+    return std::optional<EncodedChunk>(chunks_[next_++]);
+  }
+
+ private:
+  std::vector<EncodedChunk> chunks_;
+  size_t next_ = 0;
+};
+
+std::vector<EncodedChunk> EncodeChunks(const std::vector<uint8_t>& data) {
+  std::vector<EncodedChunk> out;
+  for (size_t off = 0; off < data.size(); off += 4 * kMiB) {
+    std::span<const uint8_t> c(data.data() + off, std::min<size_t>(4 * kMiB, data.size() - off));
+    auto blob = DataBlob::Encode(c, nullptr, true);
+    EXPECT_TRUE(blob.ok());
+    out.push_back({Sha256(c), c.size(), std::string(blob->raw().begin(), blob->raw().end())});
+  }
+  return out;
+}
+
+TEST_F(ServerProtocolTest, EncodedChunksUploadConcurrentlyAndRestoreByteIdentical) {
+  const uint64_t size = 40 * kMiB - 5;
+  std::vector<uint8_t> image = TestImage(size, 7);
+  std::vector<EncodedChunk> chunks = EncodeChunks(image);
+  ASSERT_EQ(chunks.size(), 10u);
+  BackupSessionOptions o;
+  o.backup_type = "vm";
+  o.backup_id = "encoded";
+  o.backup_time = 1700001000;
+  {
+    auto c = BackupClient::Start(RootConnect(), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    VectorChunks src(chunks);
+    auto f = (*c)->UploadFixedIndexEncoded("drive-scsi0.img.fidx", src, size);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_EQ(f->stats.chunks_uploaded, 10u);
+    EXPECT_EQ(f->info.size, size);
+    ASSERT_TRUE((*c)->Finish().ok());
+  }
+  ReaderSessionOptions ro;
+  ro.backup_type = "vm";
+  ro.backup_id = "encoded";
+  ro.backup_time = 1700001000;
+  EXPECT_EQ(Restore(RootConnect(), ro, "drive-scsi0.img.fidx"), image);
+
+  // A chunk in the middle carries a digest its content does not have: refused, nothing is
+  // left behind.
+  std::vector<EncodedChunk> bad = EncodeChunks(TestImage(size, 8));
+  bad[5].digest[0] ^= 0x01;
+  o.backup_time = 1700001100;
+  {
+    auto c = BackupClient::Start(RootConnect(), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    VectorChunks src(bad);
+    auto f = (*c)->UploadFixedIndexEncoded("drive-scsi0.img.fidx", src, size);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.status().message().find("detected chunk with wrong digest."), std::string::npos)
+        << f.status().ToString();
+  }
+  const std::string unfinished = *dir_ / "store1/vm/encoded/2023-11-14T22:31:40Z";
+  for (int i = 0; i < 200 && fs::exists(unfinished); ++i) {  // removed when the session ends
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(fs::exists(unfinished));
+  auto snaps = Rest()->Call("GET", "/admin/datastore/store1/snapshots",
+                            {{"backup-type", "vm"}, {"backup-id", "encoded"}});
+  ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
+  EXPECT_EQ(snaps->as_array().size(), 1u);
+
+  // Sizes that cannot form a fixed index are refused before anything is sent for them.
+  o.backup_time = 1700001200;
+  {
+    auto c = BackupClient::Start(RootConnect(), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    std::vector<EncodedChunk> two = {chunks[9], chunks[0]};  // short chunk first
+    VectorChunks src(two);
+    auto f = (*c)->UploadFixedIndexEncoded("drive-scsi0.img.fidx", src,
+                                           chunks[9].size + chunks[0].size);
+    EXPECT_EQ(f.status().code(), Code::kInvalidArgument) << f.status().ToString();
+  }
+}
+
+// PBS's lookup_datastore: a store in read-only maintenance refuses backups but still serves
+// readers; offline refuses both. The messages are PBS's.
+TEST_F(ServerProtocolTest, MaintenanceModeRefusesBackupAndOfflineRefusesReader) {
+  auto set_mode = [&](const std::string& mode) {
+    auto cfg = DatastoreConfig::Load(config_);
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    DatastoreConfigEntry e = *cfg->Find("store1");
+    if (mode.empty()) {
+      e.Erase("maintenance-mode");
+    } else {
+      e.Set("maintenance-mode", mode);
+    }
+    ASSERT_TRUE(cfg->Remove("store1").ok());
+    ASSERT_TRUE(cfg->Add(e).ok());
+    ASSERT_TRUE(cfg->Save(config_).ok());
+  };
+  std::vector<uint8_t> image = TestImage(kMiB, 9);
+  BackupSessionOptions o;
+  o.backup_type = "host";
+  o.backup_id = "maint";
+  o.backup_time = 1700002000;
+  {
+    auto c = BackupClient::Start(RootConnect(), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    MemoryByteSource src(image);
+    ASSERT_TRUE((*c)->UploadFixedIndex("disk.img.fidx", src, image.size()).ok());
+    ASSERT_TRUE((*c)->Finish().ok());
+  }
+  ReaderSessionOptions ro;
+  ro.backup_type = "host";
+  ro.backup_id = "maint";
+  ro.backup_time = 1700002000;
+
+  set_mode("type=read-only,message=disk swap");
+  o.backup_time = 1700002100;
+  auto refused = BackupClient::Start(RootConnect(), o);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "datastore 'store1' is unavailable: read-only maintenance mode: disk swap"),
+            std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(Restore(RootConnect(), ro, "disk.img.fidx"), image);
+
+  set_mode("type=offline");
+  Status st;
+  Restore(RootConnect(), ro, "disk.img.fidx", &st);
+  EXPECT_NE(st.message().find("datastore 'store1' is unavailable: offline maintenance mode"),
+            std::string::npos)
+      << st.ToString();
+
+  set_mode("");
+  EXPECT_EQ(Restore(RootConnect(), ro, "disk.img.fidx"), image);
 }
 
 }  // namespace

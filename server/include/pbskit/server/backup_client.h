@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -54,6 +55,22 @@
 namespace pbskit::server {
 
 class BackupClient;
+
+// A chunk that is already a data blob (as stored in a chunk store): what a sync job moves
+// from one datastore to another without decoding it.
+struct EncodedChunk {
+  Digest digest{};
+  uint64_t size = 0;           // plaintext bytes
+  std::string blob;            // the encoded data blob's bytes (moved into the request)
+};
+
+// Delivers the chunks of one archive in index order.
+class EncodedChunkSource {
+ public:
+  virtual ~EncodedChunkSource() = default;
+  // The next chunk, or std::nullopt after the last one. Errors end the upload unchanged.
+  virtual Result<std::optional<EncodedChunk>> Next() = 0;
+};
 
 struct BackupSessionOptions {
   BackupNamespace ns;
@@ -152,6 +169,12 @@ class BackupClient {
   // the index grows. An empty source is InvalidArgument.
   Result<UploadResult> UploadFixedIndex(const std::string& archive, ByteSource& source,
                                         std::optional<uint64_t> size);
+  // Uploads a fixed index (.fidx) whose chunks `source` delivers already encoded; the blobs
+  // go out unchanged (the server still checks digest and size of unencrypted ones). Every
+  // chunk but the last must hold 4 MiB and the sizes must add up to `size`
+  // (InvalidArgument otherwise). Known chunks are not sent again.
+  Result<UploadResult> UploadFixedIndexEncoded(const std::string& archive,
+                                               EncodedChunkSource& source, uint64_t size);
   // Uploads a dynamic index (.didx) of everything `source` delivers.
   Result<UploadResult> UploadDynamicIndex(const std::string& archive, ByteSource& source,
                                           size_t avg_chunk_size = 4 * 1024 * 1024);
@@ -189,6 +212,11 @@ class BackupClient {
   // entry is queued for the next append. offset: start (fixed) or end (dynamic) offset.
   Status AddChunk(bool fixed, uint64_t wid, std::span<const uint8_t> data, uint64_t start,
                   UploadStats* stats, Digest* digest);
+  // Counts chunk `d` of `plain_size` bytes at `start` in `stats`; unless known, uploads the
+  // blob `encode()` returns; queues the index entry.
+  Status AddEncodedChunk(bool fixed, uint64_t wid, const Digest& d, uint64_t plain_size,
+                         uint64_t start, const std::function<Result<std::string>()>& encode,
+                         UploadStats* stats);
   // Waits for pending chunk uploads (all, or until fewer than `keep` are pending).
   Status DrainUploads(size_t keep);
   // Sends the queued entries of writer `wid` as PUT appends (after their uploads finished).
