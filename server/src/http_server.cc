@@ -57,6 +57,7 @@ struct HttpServer::Impl {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> rejected{0};
   std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> refusing{0};  // sessions answering 503 above max_connections
 
   // Upgraded connections run on their own threads; Stop() closes them and waits.
   std::mutex upgraded_mu;
@@ -226,8 +227,10 @@ class BlockingUpgradedStream final : public UpgradedStream {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl* impl, tcp::socket socket)
+  // `refuse`: the server is at max_connections; the session only answers 503 and closes.
+  Session(HttpServer::Impl* impl, tcp::socket socket, bool refuse = false)
       : impl_(impl),
+        refuse_(refuse),
         stream_(std::make_unique<TlsStream>(std::move(socket), impl->tls)),
         timer_(stream_->get_executor()) {
     beast::error_code ec;
@@ -238,7 +241,11 @@ class Session : public std::enable_shared_from_this<Session> {
     sock.set_option(net::socket_base::keep_alive(true), ec);
   }
   ~Session() {
-    if (!upgraded_) impl_->active.fetch_sub(1);
+    if (refuse_) {
+      impl_->refusing.fetch_sub(1);
+    } else if (!upgraded_) {
+      impl_->active.fetch_sub(1);
+    }
   }
 
   void Start() {
@@ -291,6 +298,13 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return SendError(400, "bad request - " + ec.message());
     ++requests_;
+    if (refuse_) {
+      auto length = parser_->content_length();
+      drain_left_ = length ? std::min<uint64_t>(*length, kMaxDrainBytes) : 0;
+      return SendError(503, "too many connections (limit " +
+                                std::to_string(impl_->options.max_connections) +
+                                "), try again later");
+    }
 
     auto& h = parser_->get();
     request_ = HttpRequest();
@@ -436,6 +450,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   HttpServer::Impl* impl_;
+  bool refuse_ = false;
   std::unique_ptr<TlsStream> stream_;
   net::steady_timer timer_;
   beast::flat_buffer buffer_;
@@ -468,8 +483,14 @@ void HttpServer::Impl::Accept() {
     accepted.fetch_add(1);
     if (active.load() >= options.max_connections) {
       rejected.fetch_add(1);
-      beast::error_code ignored;
-      socket.close(ignored);
+      if (refusing.load() < options.max_refusing) {
+        // Tell the client why (503 after reading its request) instead of a bare reset.
+        refusing.fetch_add(1);
+        std::make_shared<Session>(this, std::move(socket), true)->Start();
+      } else {
+        beast::error_code ignored;
+        socket.close(ignored);
+      }
     } else {
       active.fetch_add(1);
       std::make_shared<Session>(this, std::move(socket))->Start();
@@ -559,7 +580,8 @@ uint16_t HttpServer::port() const {
 }
 
 HttpServerStats HttpServer::stats() const {
-  return {impl_->accepted.load(), impl_->rejected.load(), impl_->active.load()};
+  return {impl_->accepted.load(), impl_->rejected.load(), impl_->active.load(),
+          impl_->refusing.load()};
 }
 
 void HttpServer::Stop() {

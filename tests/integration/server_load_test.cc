@@ -7,7 +7,9 @@
 //  * an HTTP/2 backup session that stalls in the middle of an upload: the server ends it after
 //    its idle timeout and removes the unfinished snapshot;
 //  * a client that pipelines large downloads and never reads: the others are served, and the
-//    server gives up on it after its write timeout.
+//    server gives up on it after its write timeout;
+//  * above max_connections (PBS has no cap; pbskit's default is 4096) a connection is answered
+//    503 with the reason, and is served again once a slot is free.
 // Each check compares a fingerprint of the datastore tree before and after. Timeouts are set
 // small through ServeConfig so the suite runs in seconds; nothing asserts on durations, every
 // wait is bounded by socket timeouts or a capped number of polls.
@@ -34,6 +36,7 @@
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/hex.h"
 #include "pbskit/server/backup_client.h"
+#include "pbskit/server/certificate.h"
 #include "pbskit/server/h2_client.h"
 #include "pbskit/server/http_client.h"
 #include "pbskit/server/serve.h"
@@ -745,6 +748,91 @@ TEST_F(ServerLoadTest, ClientThatNeverReadsDoesNotBlockOthers) {
   EXPECT_EQ(got.compare(0, 15, "HTTP/1.1 200 OK"), 0);
   EXPECT_EQ(ServedNormally(), "");
   EXPECT_EQ(StoreFingerprint(StorePath()), before);
+}
+
+// ---- the connection cap, on a bare HttpServer (no datastore needed) ----
+
+class OkHandler : public HttpHandler {
+ public:
+  size_t MaxBodySize(const HttpRequest&) const override { return 1024; }
+  HttpResponse Handle(HttpRequest&) override {
+    HttpResponse r;
+    r.body = R"({"data":"ok"})";
+    return r;
+  }
+};
+
+TEST(ConnectionCapTest, ConnectionsAboveTheCapGet503AndAreServedOnceASlotIsFree) {
+  std::signal(SIGPIPE, SIG_IGN);
+  test::TempDir dir;
+  CertificateOptions cert;
+  cert.rsa_bits = 2048;
+  ASSERT_TRUE(EnsureProxyCertificate(dir.path(), cert).ok());
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.cert_file = dir / kProxyCertFile;
+  o.key_file = dir / kProxyKeyFile;
+  o.threads = 2;
+  o.max_connections = 2;
+  o.max_refusing = 2;
+  OkHandler handler;
+  auto server = HttpServer::Start(o, &handler);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  uint16_t port = (*server)->port();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  const std::string get = "GET /api2/json/version HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  auto served = [&](TlsConn& c) {
+    std::string error;
+    RawResponse r;
+    if (!c.Send(get, &error) || !c.ReadResponse(&r, &error)) return error;
+    return r.status == 200 && r.body == R"({"data":"ok"})" ? std::string()
+                                                             : std::to_string(r.status) + " " + r.body;
+  };
+  std::string error;
+  auto a = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(a) << error;
+  auto b = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(b) << error;
+  EXPECT_EQ(served(*a), "");
+  EXPECT_EQ(served(*b), "");
+  EXPECT_EQ((*server)->stats().active, 2u);
+
+  // The third connection is told why it is not served, then closed.
+  auto c = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(c) << error;
+  RawResponse r;
+  ASSERT_TRUE(c->Send(get, &error) && c->ReadResponse(&r, &error)) << error;
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "too many connections (limit 2), try again later");
+  bool eof = false;
+  EXPECT_EQ(c->ReadToClose(&eof), "");
+  EXPECT_TRUE(eof);
+  c.reset();
+  ASSERT_TRUE(WaitFor([&] { return (*server)->stats().refusing == 0; }));
+
+  // At most max_refusing connections are answered at a time; beyond them the server closes
+  // new connections at once (the TLS handshake fails).
+  auto d = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(d) << error;
+  auto e = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(e) << error;
+  auto f = TlsConn::Open(ctx, port, &error);
+  EXPECT_FALSE(f) << "a connection beyond max_connections + max_refusing was accepted";
+  EXPECT_EQ((*server)->stats().rejected, 4u);
+  d.reset();
+  e.reset();
+
+  // A free slot serves again; the server kept serving the first connection throughout.
+  a.reset();
+  EXPECT_TRUE(WaitFor([&] { return (*server)->stats().active == 1; }));
+  auto g = TlsConn::Open(ctx, port, &error);
+  ASSERT_TRUE(g) << error;
+  EXPECT_EQ(served(*g), "");
+  EXPECT_EQ(served(*b), "");
+  g.reset();
+  b.reset();
+  SSL_CTX_free(ctx);
 }
 
 }  // namespace

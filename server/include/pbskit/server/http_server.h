@@ -4,8 +4,9 @@
 // bounded: header size, URI length (PBS: 3072 bytes -> 414), body size (per route, decided by
 // the handler after the header arrived), and timeouts for the TLS handshake, the header, the
 // body and idle keep-alive connections, so slow or hostile clients cannot pin resources.
-// Connections above `max_connections` are closed right after accept; accept errors such as
-// EMFILE back off briefly instead of stopping the server.
+// Connections above `max_connections` are answered 503 (a bounded number at a time, the rest
+// are closed right after accept); accept errors such as EMFILE back off briefly instead of
+// stopping the server.
 #pragma once
 
 #include <atomic>
@@ -93,6 +94,10 @@ struct HttpServerOptions {
   std::string key_file;                  // PEM private key
   int threads = 4;
   size_t max_connections = 4096;
+  // Connections beyond max_connections still get "503 too many connections (limit N), try
+  // again later" (after the handshake and their request header), up to this many at a time;
+  // further ones are closed right after accept.
+  size_t max_refusing = 64;
   size_t max_header_bytes = 64 * 1024;
   size_t max_uri_length = 3072;          // path + query, PBS MAX_URI_QUERY_LENGTH
   // Each phase is bounded as a whole (a client trickling bytes gains nothing): the TLS
@@ -108,8 +113,9 @@ struct HttpServerOptions {
 
 struct HttpServerStats {
   uint64_t accepted = 0;
-  uint64_t rejected = 0;  // closed because of max_connections
+  uint64_t rejected = 0;  // refused (503 or closed) because of max_connections
   uint64_t active = 0;
+  uint64_t refusing = 0;  // connections above max_connections being answered 503
 };
 
 class HttpServer {
