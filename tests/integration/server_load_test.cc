@@ -9,7 +9,8 @@
 //  * a client that pipelines large downloads and never reads: the others are served, and the
 //    server gives up on it after its write timeout;
 //  * above max_connections (PBS has no cap; pbskit's default is 4096) a connection is answered
-//    503 with the reason, and is served again once a slot is free.
+//    503 with the reason, and is served again once a slot is free;
+//  * a connection that never completes its TLS handshake is closed after the handshake timeout.
 // Each check compares a fingerprint of the datastore tree before and after. Timeouts are set
 // small through ServeConfig so the suite runs in seconds; nothing asserts on durations, every
 // wait is bounded by socket timeouts or a capped number of polls.
@@ -833,6 +834,43 @@ TEST(ConnectionCapTest, ConnectionsAboveTheCapGet503AndAreServedOnceASlotIsFree)
   g.reset();
   b.reset();
   SSL_CTX_free(ctx);
+}
+
+TEST(HandshakeTimeoutTest, SilentAndStalledHandshakesAreClosed) {
+  test::TempDir dir;
+  CertificateOptions cert;
+  cert.rsa_bits = 2048;
+  ASSERT_TRUE(EnsureProxyCertificate(dir.path(), cert).ok());
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.cert_file = dir / kProxyCertFile;
+  o.key_file = dir / kProxyKeyFile;
+  o.threads = 2;
+  o.handshake_timeout = std::chrono::seconds(1);
+  OkHandler handler;
+  auto server = HttpServer::Start(o, &handler);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  // One connection sends nothing, one the first 5 bytes of a TLS record header; the server
+  // must close both (FIN or reset) instead of holding them.
+  for (const std::string& sent : {std::string(), std::string("\x16\x03\x01\x02\x00", 5)}) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((*server)->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    if (!sent.empty()) {
+      ASSERT_EQ(::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL), static_cast<ssize_t>(sent.size()));
+    }
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 60000), 1) << "the server kept a silent connection for 60 s";
+    char buf[64];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    EXPECT_LE(n, 0) << "the server sent data to a client that never completed a handshake";
+    ::close(fd);
+  }
+  EXPECT_TRUE(WaitFor([&] { return (*server)->stats().active == 0; }));
 }
 
 }  // namespace
