@@ -105,7 +105,7 @@ struct HttpServerOptions {
   // first byte of the next request); the request body; writing a response (body_timeout);
   // and the wait of a keep-alive connection for the next request's first byte (idle).
   // A timed-out connection is closed without an answer.
-  std::chrono::seconds handshake_timeout{30};
+  std::chrono::seconds handshake_timeout{10};  // PBS: 10 s (proxmox-rest-server accept)
   std::chrono::seconds header_timeout{60};
   std::chrono::seconds body_timeout{300};
   std::chrono::seconds idle_timeout{120};
