@@ -1,9 +1,14 @@
 // The entry tree shared by the two phases of the container tar import (private to importers/).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "pbskit/formats/pxar/format.h"
@@ -38,6 +43,44 @@ struct LxcNode {
   uint64_t rdev = 0;            // devices
   std::string target;           // symlink target; hard link member: target path (unresolved)
   std::vector<uint32_t> children;  // directories; sorted by name after Read
+};
+
+// Appends file contents to the spool file. The pwrite calls run on a thread of their own (one
+// started with the first full buffer), so decompressing and parsing the tar overlaps with the
+// copy into the page cache; at most kBuffers buffers of kBufferSize wait for it (flat memory).
+// Not thread safe (one producer); the fd is borrowed.
+class LxcSpoolWriter {
+ public:
+  LxcSpoolWriter(int fd, std::string dir);
+  ~LxcSpoolWriter();  // stops the thread; buffers not yet written are dropped
+  LxcSpoolWriter(const LxcSpoolWriter&) = delete;
+  LxcSpoolWriter& operator=(const LxcSpoolWriter&) = delete;
+
+  // Spool offset of the next appended byte.
+  uint64_t position() const { return handed_ + cur_.size(); }
+  // Copies `n` bytes. IoError (naming the spool directory) when an earlier write failed.
+  Status Append(const void* data, size_t n);
+  // Waits until every appended byte is in the file; the first write error, if any.
+  Status Flush();
+
+ private:
+  static constexpr size_t kBufferSize = 4 << 20;
+  static constexpr size_t kBuffers = 4;
+  Status HandOff();  // queues cur_ for the writer thread
+  void Loop();
+  Status Write(uint64_t at, const std::vector<uint8_t>& buf);
+
+  int fd_;
+  std::string dir_;
+  std::vector<uint8_t> cur_;
+  uint64_t handed_ = 0;  // bytes queued (or written) before cur_
+  std::mutex mu_;        // guards the fields below
+  std::condition_variable cv_;
+  std::deque<std::pair<uint64_t, std::vector<uint8_t>>> full_;
+  std::vector<std::vector<uint8_t>> free_;
+  bool busy_ = false, stop_ = false;
+  Status error_;
+  std::thread thread_;
 };
 
 struct LxcTarArchive::Impl {

@@ -20,44 +20,6 @@ namespace {
 constexpr size_t kMaxConfigSize = 1 << 20;  // pct.conf / pct.fw
 constexpr size_t kMaxGapLines = 100;
 
-// Appends to the spool file through a buffer.
-class SpoolWriter {
- public:
-  SpoolWriter(int fd, std::string dir) : fd_(fd), dir_(std::move(dir)) { buf_.reserve(kBuf); }
-  uint64_t position() const { return pos_ + buf_.size(); }
-  Status Append(const void* data, size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    while (n > 0) {
-      size_t take = std::min(n, kBuf - buf_.size());
-      buf_.insert(buf_.end(), p, p + take);
-      p += take;
-      n -= take;
-      if (buf_.size() == kBuf) PBSKIT_RETURN_IF_ERROR(Flush());
-    }
-    return Status::OK();
-  }
-  Status Flush() {
-    size_t done = 0;
-    while (done < buf_.size()) {
-      ssize_t w = pwrite(fd_, buf_.data() + done, buf_.size() - done,
-                         static_cast<off_t>(pos_ + done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return Status::FromErrno(errno, "write to the spool file in '" + dir_ + "'");
-      done += static_cast<size_t>(w);
-    }
-    pos_ += buf_.size();
-    buf_.clear();
-    return Status::OK();
-  }
-
- private:
-  static constexpr size_t kBuf = 1 << 20;
-  int fd_;
-  std::string dir_;
-  uint64_t pos_ = 0;
-  std::vector<uint8_t> buf_;
-};
-
 struct FileInput {
   int fd = -1;
   uint64_t* counter = nullptr;
@@ -145,7 +107,7 @@ class Reader {
 
   LxcTarArchive::Impl* d_;
   const LxcTarOptions& opts_;
-  std::unique_ptr<SpoolWriter> spool_;
+  std::unique_ptr<LxcSpoolWriter> spool_;
   std::unordered_map<std::string, uint32_t> dirs_;  // directory path -> node
   bool root_seen_ = false;
   uint64_t members_ = 0;
@@ -566,7 +528,7 @@ Status Reader::Run(const std::string& path) {
     unlink(tmpl.c_str());
   }
   d_->spool_fd = sfd;
-  spool_ = std::make_unique<SpoolWriter>(sfd, dir);
+  spool_ = std::make_unique<LxcSpoolWriter>(sfd, dir);
 
   FileInput in;
   in.fd = fd;

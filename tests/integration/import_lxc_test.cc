@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 
 #include "pbskit/datastore/archive_reader.h"
 #include "pbskit/datastore/datastore.h"
@@ -194,6 +195,52 @@ TEST_F(ImportLxcTest, ContainerArchiveBecomesTheSnapshotPveWouldWrite) {
   EXPECT_TRUE(Contains(r2.out, "\"backup-type\":\"ct\"")) << r2.out;
   EXPECT_TRUE(Contains(r2.out, "\"compression\":\"gzip\"")) << r2.out;
   EXPECT_TRUE(Contains(r2.out, "\"chunks-new\":0")) << r2.out;
+}
+
+// Enough file data that the spool of a compressed archive takes many buffers (and the writer
+// thread has to keep up), files in readdir order rather than name order, a run of zeros: the
+// plain tar (contents read in place) and its .zst (contents spooled) give the same root.pxar,
+// the one `pxar create` writes for the tree.
+TEST_F(ImportLxcTest, LargeFilesGiveTheSameArchivePlainAndCompressed) {
+  const std::string work = *tmp_ / "ct107";
+  const std::string tree = work + "/tree";
+  fs::create_directories(tree + "/srv/data");
+  fs::create_directories(tree + "/usr/lib");
+  std::mt19937_64 rng(7);
+  auto fill = [&rng](const std::string& path, size_t size, bool zeros) {
+    std::vector<uint8_t> b(size, 0);
+    if (!zeros)
+      for (auto& c : b) c = static_cast<uint8_t>('a' + (rng() & 15));
+    test::WriteFile(path, b);
+  };
+  fill(tree + "/srv/data/big.img", 21 << 20, false);
+  fill(tree + "/srv/data/zeros.img", 9 << 20, true);
+  for (int i = 0; i < 40; ++i)
+    fill(tree + "/usr/lib/f" + std::to_string((i * 37) % 101), 1000 + (rng() % 200000), false);
+  const std::string plain = work + "/vzdump-lxc-107-2024_01_31-12_00_00.tar";
+  const std::string zst = work + "/vzdump-lxc-108-2024_01_31-12_00_00.tar.zst";
+  // vzdump's tar flags (pax headers with nanosecond times); times set children first.
+  std::string cmd = "cd '" + tree + "' && find . -depth -exec touch -h -d @1706702400.5 {} + && " +
+                    "tar cpf '" + plain + "' --sparse --numeric-owner --acls --xattrs ./ && " +
+                    "zstd -q -c '" + plain + "' > '" + zst + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::vector<uint8_t> want = PxarOfTree(tree);
+
+  for (const char* id : {"107", "108"}) {
+    const std::string file = std::string(id) == "107" ? plain : zst;
+    auto r = Run({"import", "vzdump", file, "--store", "store1", "--time-zone", "UTC",
+                  "--no-stdexcludes", "--tmpdir", work});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto dir = BackupDir::Parse("ct/" + std::string(id) + "/2024-01-31T12:00:00Z");
+    ASSERT_TRUE(dir.ok());
+    auto pxar = ReadArchive(*dir, "root.pxar.didx");
+    EXPECT_EQ(pxar.size(), want.size()) << id;
+    EXPECT_TRUE(pxar == want) << "root.pxar of ct/" << id << " differs from pxar create";
+  }
+  // Nothing of the spool is left in the temp directory.
+  size_t left = 0;
+  for (const auto& e : fs::directory_iterator(work)) left += e.path().filename() != "tree";
+  EXPECT_EQ(left, 2u);
 }
 
 TEST_F(ImportLxcTest, StandardExcludesAndUnprivilegedContainersGetPxarexcludeCli) {
