@@ -6,8 +6,8 @@
 //  * a request body sent slower than the body timeout allows: cut off, nothing changes;
 //  * an HTTP/2 backup session that stalls in the middle of an upload: the server ends it after
 //    its idle timeout and removes the unfinished snapshot;
-//  * a client that pipelines large downloads and never reads: the others are served, and the
-//    server gives up on it after its write timeout;
+//  * a client that pipelines large downloads and never reads (REST, and the HTTP/2 reader
+//    protocol): the others are served, and the server gives up on it after its timeout;
 //  * above max_connections (PBS has no cap; pbskit's default is 4096) a connection is answered
 //    503 with the reason, and is served again once a slot is free;
 //  * a connection that never completes its TLS handshake is closed after the handshake timeout.
@@ -747,6 +747,49 @@ TEST_F(ServerLoadTest, ClientThatNeverReadsDoesNotBlockOthers) {
   EXPECT_TRUE(eof);
   EXPECT_LT(got.size(), kRequests * kBigBlobBytes);
   EXPECT_EQ(got.compare(0, 15, "HTTP/1.1 200 OK"), 0);
+  EXPECT_EQ(ServedNormally(), "");
+  EXPECT_EQ(StoreFingerprint(StorePath()), before);
+}
+
+// The same on the HTTP/2 reader protocol: a reader that opens its flow-control windows, asks for
+// the 4 MiB blob 16 times and never reads is dropped by the session's idle timeout once its
+// socket is full; other clients are served meanwhile.
+TEST_F(ServerLoadTest, ReaderThatNeverReadsIsDropped) {
+  const std::string before = StoreFingerprint(StorePath());
+  const uint64_t active_before = serve_->http().stats().active;
+  constexpr int kRequests = 16;
+  std::string error;
+  auto c = TlsConn::Open(ctx_, serve_->port(), &error);
+  ASSERT_TRUE(c) << error;
+  std::string upgrade =
+      "GET /api2/json/reader?backup-id=load&backup-time=" + std::to_string(kSnapshotTime) +
+      "&backup-type=host&store=store1 HTTP/1.1\r\nHost: localhost\r\n" + TokenHeader() +
+      "Connection: upgrade\r\nUpgrade: proxmox-backup-reader-protocol-v1\r\n\r\n";
+  RawResponse r;
+  ASSERT_TRUE(c->Send(upgrade, &error) && c->ReadResponse(&r, &error)) << error;
+  ASSERT_EQ(r.status, 101) << r.body;
+
+  std::string frames = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  // SETTINGS_INITIAL_WINDOW_SIZE = 2^31-1, and the connection window opened as far.
+  AppendFrame(&frames, 0x4, 0, 0, std::string("\x00\x04\x7f\xff\xff\xff", 6));
+  AppendFrame(&frames, 0x8, 0, 0, std::string("\x7f\xff\x00\x00", 4));
+  for (int i = 0; i < kRequests; ++i) {
+    AppendFrame(&frames, 0x1, 0x5, static_cast<uint32_t>(2 * i + 1),
+                HpackBlock({{":method", "GET"},
+                            {":scheme", "https"},
+                            {":path", "/download?file-name=big.blob"},
+                            {":authority", "localhost:8007"}}));
+  }
+  ASSERT_TRUE(c->Send(frames, &error)) << error;
+
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(ServedNormally(), "");
+  EXPECT_TRUE(WaitFor([&] { return serve_->http().stats().active <= active_before; }))
+      << "the reader session that never reads is still open";
+  bool eof = false;
+  std::string got = c->ReadToClose(&eof);
+  EXPECT_TRUE(eof);
+  EXPECT_LT(got.size(), kRequests * kBigBlobBytes);
+  EXPECT_GT(got.size(), kBigBlobBytes / 2) << "the server sent hardly anything";
   EXPECT_EQ(ServedNormally(), "");
   EXPECT_EQ(StoreFingerprint(StorePath()), before);
 }
