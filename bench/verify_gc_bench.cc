@@ -10,7 +10,8 @@
 //                                             data) with fixed chunks of CHUNK_SIZE bytes
 //   gen-verify-many DIR CHUNKS                one snapshot of CHUNKS distinct 64 KiB chunks that
 //                                             compress to a few bytes (verify memory vs chunks)
-//   verify DIR THREADS                        verify of the whole store: MB/s (plaintext), RSS
+//   verify DIR THREADS                        verify of the whole store: MB/s (plaintext), CPU
+//                                             seconds, peak RSS
 // Output: one "key=value ..." line per run, for bench/run.sh.
 #include <dirent.h>
 #include <fcntl.h>
@@ -48,6 +49,13 @@ long PeakRssKiB() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
+}
+
+double CpuSeconds() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 
 int Fail(const Status& st) {
@@ -242,9 +250,13 @@ int Verify(const std::string& dir, size_t threads) {
       }
     }
   }
-  std::printf("verify bytes=%llu seconds=%.2f mb_per_s=%.1f peak_rss_mib=%.1f\n",
-              static_cast<unsigned long long>(bytes), secs, bytes / 1e6 / secs,
-              PeakRssKiB() / 1024.0);
+  // CPU seconds (user + sys) beside the wall time: on a shared machine they are the steadier
+  // figure for comparing two builds.
+  std::printf("verify bytes=%llu chunks=%llu seconds=%.2f cpu_s=%.2f mb_per_s=%.1f "
+              "peak_rss_mib=%.1f\n",
+              static_cast<unsigned long long>(bytes),
+              static_cast<unsigned long long>(result.stats.chunks_verified), secs, CpuSeconds(),
+              bytes / 1e6 / secs, PeakRssKiB() / 1024.0);
   return 0;
 }
 
