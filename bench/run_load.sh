@@ -47,11 +47,14 @@ until [ -s "$WORK/serve.json" ]; do
 done
 PORT=$(jq -r .port "$WORK/serve.json")
 STORE=$(jq -r .store "$WORK/serve.json")
-AUTH="Authorization: PBSAPIToken=$(jq -r .tokenid "$WORK/serve.json"):$(jq -r .value "$WORK/serve.json")"
+TOKEN=$(jq -r .tokenid "$WORK/serve.json"):$(jq -r .value "$WORK/serve.json")
+AUTH="Authorization: PBSAPIToken=$TOKEN"
 BASE=https://127.0.0.1:$PORT/api2/json
-curl -skf -H "$AUTH" "$BASE/version" >/dev/null || { echo "Error: GET /version failed" >&2; exit 1; }
+curl -skf -H "$AUTH" "$BASE/version" >/dev/null ||
+  { echo "Error: GET /version failed" >&2; exit 1; }
 
-echo "== pbskit serve on 127.0.0.1:$PORT, $SERVER_THREADS I/O threads, $(nproc) cores (shared with the load tools)"
+echo "== pbskit serve on 127.0.0.1:$PORT, $SERVER_THREADS I/O threads," \
+  "$(nproc) cores (shared with the load tools)"
 
 run_wrk() {  # connections url
   echo "-- wrk -t2 -c$1 -d${DURATION}s --timeout $WRK_TIMEOUT $2"
@@ -75,5 +78,8 @@ run_wrk "$WIDE_CONNS" "$BASE/version"
 run_h2load "$BASE/version"
 run_h2load "$BASE/admin/datastore/$STORE/groups"
 
-curl -skf -H "$AUTH" "$BASE/version" >/dev/null || { echo "Error: server stopped answering" >&2; exit 1; }
-echo "== server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$PID/status") (now $(awk '/VmRSS/ {print $2, $3}' "/proc/$PID/status"))"
+curl -skf -H "$AUTH" "$BASE/version" >/dev/null ||
+  { echo "Error: server stopped answering" >&2; exit 1; }
+hwm=$(awk '/VmHWM/ {print $2, $3}' "/proc/$PID/status")
+rss=$(awk '/VmRSS/ {print $2, $3}' "/proc/$PID/status")
+echo "== server peak RSS: $hwm (now $rss)"

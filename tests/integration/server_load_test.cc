@@ -14,12 +14,11 @@
 // Each check compares a fingerprint of the datastore tree before and after. Timeouts are set
 // small through ServeConfig so the suite runs in seconds; nothing asserts on durations, every
 // wait is bounded by socket timeouts or a capped number of polls.
+#include <fcntl.h>
 #include <gtest/gtest.h>
-
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -145,7 +144,8 @@ class TlsConn {
                       deadline - std::chrono::steady_clock::now())
                       .count();
       pollfd p{fd_, POLLIN, 0};
-      if (SSL_pending(ssl_) == 0 && ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 0))) <= 0) {
+      if (SSL_pending(ssl_) == 0 &&
+          ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 0))) <= 0) {
         return false;
       }
       // Input is there: read it without blocking.
@@ -274,8 +274,8 @@ std::string HpackBlock(const std::vector<std::pair<std::string, std::string>>& f
 std::string StoreFingerprint(const std::string& root) {
   std::set<std::string> lines;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     std::string rel = fs::relative(it->path(), root).string();
     bool in_chunks = rel.rfind(".chunks/", 0) == 0;
@@ -308,7 +308,8 @@ std::string Pattern(size_t n, uint32_t seed) {
 
 // Waits (bounded) until `done` holds; returns its last value.
 template <typename F>
-bool WaitFor(F done, int polls = 600, std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
+bool WaitFor(F done, int polls = 600,
+             std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
   for (int i = 0; i < polls; ++i) {
     if (done()) return true;
     std::this_thread::sleep_for(step);
@@ -323,7 +324,8 @@ std::string CheckResponse(bool version, const RawResponse& r) {
   }
   boost::system::error_code ec;
   json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object() || !v.as_object().contains("data")) return "not a data envelope: " + r.body;
+  if (ec || !v.is_object() || !v.as_object().contains("data"))
+    return "not a data envelope: " + r.body;
   const json::value& data = v.at("data");
   if (version) {
     if (!data.is_object() || data.at("version") != "4.2" || data.at("release") != "3") {
@@ -343,7 +345,7 @@ class ServerLoadTest : public ::testing::Test {
   static void SetUpTestSuite() {
     std::signal(SIGPIPE, SIG_IGN);  // writes to connections the server closed must fail, not kill
     // Client and server ends of 1000 connections live in this process.
-    struct rlimit rl{};
+    struct rlimit rl {};
     ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &rl), 0);
     rl.rlim_cur = rl.rlim_max;
     ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -394,16 +396,16 @@ class ServerLoadTest : public ::testing::Test {
     auto client = BackupClient::Start(connect, bo);
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     std::string big = Pattern(kBigBlobBytes, 7);
-    ASSERT_TRUE((*client)
-                    ->UploadBlob("big.blob", std::span<const uint8_t>(
-                                                 reinterpret_cast<const uint8_t*>(big.data()),
-                                                 big.size()))
-                    .ok());
+    ASSERT_TRUE(
+        (*client)
+            ->UploadBlob("big.blob", std::span<const uint8_t>(
+                                         reinterpret_cast<const uint8_t*>(big.data()), big.size()))
+            .ok());
     std::string conf = "hostname: load\n";
     ASSERT_TRUE((*client)
-                    ->UploadBlob("host.conf.blob", std::span<const uint8_t>(
-                                                       reinterpret_cast<const uint8_t*>(conf.data()),
-                                                       conf.size()))
+                    ->UploadBlob("host.conf.blob",
+                                 std::span<const uint8_t>(
+                                     reinterpret_cast<const uint8_t*>(conf.data()), conf.size()))
                     .ok());
     auto finished = (*client)->Finish();
     ASSERT_TRUE(finished.ok()) << finished.status().ToString();
@@ -598,7 +600,7 @@ void ServerLoadTest::RunSlowloris(bool keep_alive) {
     });
   }
   // While those trickle, ordinary clients get their answers.
-  ASSERT_TRUE(WaitFor([&] { return started.load() == kSlowThreads; }));
+  EXPECT_TRUE(WaitFor([&] { return started.load() == kSlowThreads; }));
   for (int i = 0; i < 10; ++i) EXPECT_EQ(ServedNormally(), "");
   for (auto& th : threads) th.join();
   EXPECT_TRUE(failures.empty()) << failures.size() << " failures, first: " << failures.front();
@@ -606,9 +608,7 @@ void ServerLoadTest::RunSlowloris(bool keep_alive) {
   EXPECT_EQ(StoreFingerprint(StorePath()), before);
 }
 
-TEST_F(ServerLoadTest, SlowlorisHeadersAreDisconnectedWhileOthersAreServed) {
-  RunSlowloris(false);
-}
+TEST_F(ServerLoadTest, SlowlorisHeadersAreDisconnectedWhileOthersAreServed) { RunSlowloris(false); }
 
 // The header timeout also bounds the second request of a keep-alive connection once its first
 // byte arrived (the idle timeout only covers the wait for that byte).
@@ -619,8 +619,9 @@ TEST_F(ServerLoadTest, SlowBodyIsCutOffAndChangesNothing) {
   const std::string body = R"({"name":"slowns"})";
   auto request = [&](const std::string& b) {
     return "POST /api2/json/admin/datastore/store1/namespace HTTP/1.1\r\nHost: localhost\r\n" +
-           TokenHeader() + "Content-Type: application/json\r\nContent-Length: " +
-           std::to_string(b.size()) + "\r\n\r\n";
+           TokenHeader() +
+           "Content-Type: application/json\r\nContent-Length: " + std::to_string(b.size()) +
+           "\r\n\r\n";
   };
   std::string error;
   auto c = TlsConn::Open(ctx_, serve_->port(), &error);
@@ -662,11 +663,11 @@ TEST_F(ServerLoadTest, StalledBackupUploadIsEndedAndRemoved) {
   std::string error;
   auto c = TlsConn::Open(ctx_, serve_->port(), &error);
   ASSERT_TRUE(c) << error;
-  std::string upgrade =
-      "GET /api2/json/backup?backup-id=stall&backup-time=" + std::to_string(t) +
-      "&backup-type=host&benchmark=false&debug=false&store=store1 HTTP/1.1\r\n"
-      "Host: localhost\r\n" +
-      TokenHeader() + "Connection: upgrade\r\nUpgrade: proxmox-backup-protocol-v1\r\n\r\n";
+  std::string upgrade = "GET /api2/json/backup?backup-id=stall&backup-time=" + std::to_string(t) +
+                        "&backup-type=host&benchmark=false&debug=false&store=store1 HTTP/1.1\r\n"
+                        "Host: localhost\r\n" +
+                        TokenHeader() +
+                        "Connection: upgrade\r\nUpgrade: proxmox-backup-protocol-v1\r\n\r\n";
   RawResponse r;
   ASSERT_TRUE(c->Send(upgrade, &error) && c->ReadResponse(&r, &error)) << error;
   ASSERT_EQ(r.status, 101) << r.body;
@@ -691,8 +692,8 @@ TEST_F(ServerLoadTest, StalledBackupUploadIsEndedAndRemoved) {
   // Only connection-level frames came back (SETTINGS, its ACK, WINDOW_UPDATE), no response.
   size_t pos = 0;
   while (pos + 9 <= got.size()) {
-    size_t len = (static_cast<uint8_t>(got[pos]) << 16) | (static_cast<uint8_t>(got[pos + 1]) << 8) |
-                 static_cast<uint8_t>(got[pos + 2]);
+    size_t len = (static_cast<uint8_t>(got[pos]) << 16) |
+                 (static_cast<uint8_t>(got[pos + 1]) << 8) | static_cast<uint8_t>(got[pos + 2]);
     uint8_t type = static_cast<uint8_t>(got[pos + 3]);
     EXPECT_TRUE(type == 0x4 || type == 0x8 || type == 0x7 || type == 0x6)
         << "unexpected frame type " << int(type) << " from the server";
@@ -708,9 +709,10 @@ TEST_F(ServerLoadTest, StalledBackupUploadIsEndedAndRemoved) {
   o.fingerprint = serve_->fingerprint();
   o.authorization = "PBSAPIToken root@pam!pbskit:" + *secret_;
   o.timeout_seconds = 60;
-  std::string path = "/api2/json/backup?" +
-                     EncodeH2Query({{"store", "store1"}, {"backup-type", "host"},
-                                    {"backup-id", "stall"}, {"backup-time", std::to_string(t)}});
+  std::string path = "/api2/json/backup?" + EncodeH2Query({{"store", "store1"},
+                                                           {"backup-type", "host"},
+                                                           {"backup-id", "stall"},
+                                                           {"backup-time", std::to_string(t)}});
   auto again = H2Connection::Upgrade(o, path, kBackupProtocolId);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   auto prev = (*again)->Request("GET", "/previous_backup_time");
@@ -727,7 +729,8 @@ TEST_F(ServerLoadTest, ClientThatNeverReadsDoesNotBlockOthers) {
   constexpr int kRequests = 16;  // 64 MiB of answers, far more than the socket buffers hold
   std::string download =
       Get("/api2/json/admin/datastore/store1/download?backup-type=host&backup-id=load"
-          "&backup-time=" + std::to_string(kSnapshotTime) + "&file-name=big.blob");
+          "&backup-time=" +
+          std::to_string(kSnapshotTime) + "&file-name=big.blob");
   std::string error;
   auto c = TlsConn::Open(ctx_, serve_->port(), &error);
   ASSERT_TRUE(c) << error;
@@ -830,8 +833,9 @@ TEST(ConnectionCapTest, ConnectionsAboveTheCapGet503AndAreServedOnceASlotIsFree)
     std::string error;
     RawResponse r;
     if (!c.Send(get, &error) || !c.ReadResponse(&r, &error)) return error;
-    return r.status == 200 && r.body == R"({"data":"ok"})" ? std::string()
-                                                             : std::to_string(r.status) + " " + r.body;
+    return r.status == 200 && r.body == R"({"data":"ok"})"
+               ? std::string()
+               : std::to_string(r.status) + " " + r.body;
   };
   std::string error;
   auto a = TlsConn::Open(ctx, port, &error);
@@ -904,7 +908,8 @@ TEST(HandshakeTimeoutTest, SilentAndStalledHandshakesAreClosed) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     if (!sent.empty()) {
-      ASSERT_EQ(::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL), static_cast<ssize_t>(sent.size()));
+      ASSERT_EQ(::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL),
+                static_cast<ssize_t>(sent.size()));
     }
     pollfd p{fd, POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 60000), 1) << "the server kept a silent connection for 60 s";
