@@ -77,8 +77,9 @@ ApiServer::ApiServer(const ServeOptions& options, std::shared_ptr<const AuthKeys
       routes_(std::make_unique<Routes>()) {
   AddAccessRoutes(&routes_->list);
   AddDatastoreRoutes(&routes_->list);
-  AddProtocolRoutes(&routes_->list);
-  AddTaskRoutes(&routes_->list);
+  auto tasks = std::make_shared<TaskManager>();
+  AddProtocolRoutes(&routes_->list, tasks);
+  AddTaskRoutes(&routes_->list, tasks);
   for (const auto& r : routes_->list) routes_->patterns.push_back(SplitPattern(r.pattern));
 }
 

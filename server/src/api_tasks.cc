@@ -329,8 +329,7 @@ Status CheckPrivsInHandler(ApiCall& call, const std::vector<std::string>& path, 
   return Status::InvalidArgument(st.message());
 }
 
-void AddTaskRoutes(std::vector<Route>* routes) {
-  auto tasks = std::make_shared<TaskManager>();
+void AddTaskRoutes(std::vector<Route>* routes, std::shared_ptr<TaskManager> tasks) {
   std::vector<ParamDef> list = {
       NodeParam(),
       {"start", ParamType::kInteger, true, 0},

@@ -5,10 +5,13 @@
 #include "api_tasks.h"
 #include "backup_session.h"
 #include "datastore_access.h"
+#include "pbskit/datastore/datastore_config.h"
+#include "pbskit/datastore/verify.h"
 #include "pbskit/formats/names.h"
 #include "pbskit/server/access_control.h"
 #include "pbskit/server/api_server.h"
 #include "pbskit/server/h2_client.h"
+#include "pbskit/server/task_manager.h"
 #include "reader_session.h"
 
 namespace pbskit::server {
@@ -111,20 +114,52 @@ Result<std::shared_ptr<DataStore>> LookupStore(ApiCall& call, const std::string&
   return store;
 }
 
+// `after` (may be empty) runs on the connection's thread once the session ended.
 template <typename Session>
-HttpResponse SwitchProtocols(std::shared_ptr<Session> session, const char* protocol) {
+HttpResponse SwitchProtocols(std::shared_ptr<Session> session, const char* protocol,
+                             std::function<void(Session&)> after = {}) {
   HttpResponse r;
   r.status = 101;
   r.headers = {{"connection", "upgrade"}, {"upgrade", protocol}};
-  r.on_upgrade = [session](std::unique_ptr<UpgradedStream> stream) {
+  r.on_upgrade = [session, after](std::unique_ptr<UpgradedStream> stream) {
     H2ConnectionStats stats = ServeH2Connection(*stream, *session, ProtocolH2Options());
     stream->Close();
     session->End(stats);
+    if (after) after(*session);
   };
   return r;
 }
 
-Result<ApiResult> UpgradeBackup(ApiCall& call) {
+// PBS's verify_after_complete: with the store option verify-new, a finished backup starts a
+// "verify" task of the new snapshot (worker id "<store>:<type>/<id>/<TIME in hex>").
+void VerifyAfterComplete(const std::shared_ptr<TaskManager>& tasks, const std::string& state_dir,
+                         const std::string& config_dir, std::shared_ptr<DataStore> store,
+                         const std::string& store_name, const BackupNamespace& ns,
+                         const BackupDir& dir, const Authid& auth) {
+  auto cfg = DatastoreConfig::Load(config_dir);
+  if (!cfg.ok()) return;
+  const DatastoreConfigEntry* e = cfg->Find(store_name);
+  const std::string* v = e ? e->Get("verify-new") : nullptr;
+  if (!v || !(*v == "true" || *v == "1" || *v == "yes" || *v == "on")) return;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08llX", static_cast<unsigned long long>(dir.time));
+  std::string worker_id =
+      store_name + ":" + BackupTypeName(dir.group.type) + "/" + dir.group.id + "/" + hex;
+  VerifyOptions options;
+  if (auto tuning = e->tuning(); tuning.ok()) options.inode_order = tuning->InodeChunkOrder();
+  auto body = [store, ns, dir, options](WorkerTask& worker) -> Status {
+    worker.log()->Info("Automatically verifying newly added snapshot");
+    VerifyWorker verifier(store, worker.log(), worker.upid_str(), options);
+    if (!verifier.VerifySnapshot(ns, dir)) {
+      return Status::Corruption("verification failed - please check the log for details");
+    }
+    return Status::OK();
+  };
+  auto upid = tasks->Spawn(state_dir, "verify", worker_id, auth.ToString(), body);
+  (void)upid;  // PBS only logs this failure in the finished backup task; ours has ended
+}
+
+Result<ApiResult> UpgradeBackup(ApiCall& call, const std::shared_ptr<TaskManager>& tasks) {
   PBSKIT_ASSIGN_OR_RETURN(UpgradeTarget t, ReadTarget(call));
   const Authid& auth = *call.auth_id;
   auto acl_path = DatastoreAclPath(t.store_name, t.ns);
@@ -161,8 +196,18 @@ Result<ApiResult> UpgradeBackup(ApiCall& call) {
     return Status::InvalidArgument(session.status().message());
   }
   ApiResult res;
+  std::function<void(BackupSession&)> after;
+  if (!benchmark) {
+    after = [tasks, state_dir = call.server->options().state_dir,
+             config_dir = call.server->options().config_dir, store, name = t.store_name,
+             ns = t.ns, dir = t.dir, auth](BackupSession& s) {
+      if (s.finished()) {
+        VerifyAfterComplete(tasks, state_dir, config_dir, store, name, ns, dir, auth);
+      }
+    };
+  }
   res.raw = SwitchProtocols(std::shared_ptr<BackupSession>(std::move(session).value()),
-                            kBackupProtocolId);
+                            kBackupProtocolId, after);
   return res;
 }
 
@@ -204,7 +249,7 @@ Result<ApiResult> UpgradeReader(ApiCall& call) {
 
 }  // namespace
 
-void AddProtocolRoutes(std::vector<Route>* routes) {
+void AddProtocolRoutes(std::vector<Route>* routes, std::shared_ptr<TaskManager> tasks) {
   auto base = [] {
     return std::vector<ParamDef>{StoreParam(),
                                  NsParam(),
@@ -219,7 +264,7 @@ void AddProtocolRoutes(std::vector<Route>* routes) {
   backup.params = base();
   backup.params.push_back(ParamDef{"benchmark", ParamType::kBoolean, true});
   backup.params.push_back(ParamDef{"no-cache", ParamType::kBoolean, true});
-  backup.handler = UpgradeBackup;
+  backup.handler = [tasks](ApiCall& call) { return UpgradeBackup(call, tasks); };
   routes->push_back(std::move(backup));
 
   Route reader;

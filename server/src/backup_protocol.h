@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "pbskit/server/h2_server.h"
+#include "pbskit/server/task_manager.h"
 
 namespace pbskit::server {
 
@@ -55,8 +56,9 @@ std::string NormalizeH2Path(const std::string& path);
 // shorten the idle timeout before starting the server).
 H2ServerOptions& ProtocolH2Options();
 
-// GET backup (backup protocol upgrade) and GET reader (reader protocol upgrade).
-void AddProtocolRoutes(std::vector<Route>* routes);
+// GET backup (backup protocol upgrade) and GET reader (reader protocol upgrade). A finished
+// backup of a store with `verify-new` starts a verify task on `tasks`.
+void AddProtocolRoutes(std::vector<Route>* routes, std::shared_ptr<TaskManager> tasks);
 
 // ---- template definition ----
 

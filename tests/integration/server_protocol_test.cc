@@ -641,19 +641,25 @@ TEST_F(ServerProtocolTest, EncodedChunksUploadConcurrentlyAndRestoreByteIdentica
 
 // PBS's lookup_datastore: a store in read-only maintenance refuses backups but still serves
 // readers; offline refuses both. The messages are PBS's.
+// Sets (or with "" removes) one property of store1 in datastore.cfg.
+void SetStoreOption(const std::string& config_dir, const std::string& key,
+                    const std::string& value) {
+  auto cfg = DatastoreConfig::Load(config_dir);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  DatastoreConfigEntry e = *cfg->Find("store1");
+  if (value.empty()) {
+    e.Erase(key);
+  } else {
+    e.Set(key, value);
+  }
+  ASSERT_TRUE(cfg->Remove("store1").ok());
+  ASSERT_TRUE(cfg->Add(e).ok());
+  ASSERT_TRUE(cfg->Save(config_dir).ok());
+}
+
 TEST_F(ServerProtocolTest, MaintenanceModeRefusesBackupAndOfflineRefusesReader) {
   auto set_mode = [&](const std::string& mode) {
-    auto cfg = DatastoreConfig::Load(config_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    DatastoreConfigEntry e = *cfg->Find("store1");
-    if (mode.empty()) {
-      e.Erase("maintenance-mode");
-    } else {
-      e.Set("maintenance-mode", mode);
-    }
-    ASSERT_TRUE(cfg->Remove("store1").ok());
-    ASSERT_TRUE(cfg->Add(e).ok());
-    ASSERT_TRUE(cfg->Save(config_).ok());
+    SetStoreOption(config_, "maintenance-mode", mode);
   };
   std::vector<uint8_t> image = TestImage(kMiB, 9);
   BackupSessionOptions o;
@@ -691,6 +697,50 @@ TEST_F(ServerProtocolTest, MaintenanceModeRefusesBackupAndOfflineRefusesReader) 
 
   set_mode("");
   EXPECT_EQ(Restore(RootConnect(), ro, "disk.img.fidx"), image);
+}
+
+// PBS's verify_after_complete: with verify-new set, a finished backup starts a "verify" task
+// of exactly that snapshot, which verifies it and records verify_state in its manifest.
+TEST_F(ServerProtocolTest, VerifyNewStartsAVerifyTaskAfterFinish) {
+  SetStoreOption(config_, "verify-new", "true");
+  std::vector<uint8_t> image = TestImage(5 * kMiB, 11);
+  BackupSessionOptions o;
+  o.backup_type = "host";
+  o.backup_id = "vnew";
+  o.backup_time = 1700003000;  // 6553FCB8 in the worker id
+  {
+    auto c = BackupClient::Start(RootConnect(), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    MemoryByteSource src(image);
+    ASSERT_TRUE((*c)->UploadFixedIndex("disk.img.fidx", src, image.size()).ok());
+    ASSERT_TRUE((*c)->Finish().ok());
+  }
+  auto rest = Rest();
+  std::string upid;
+  for (int i = 0; i < 400 && upid.empty(); ++i) {
+    auto list = rest->Call("GET", "/nodes/localhost/tasks", {{"typefilter", "verify"}});
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    for (const auto& t : list->as_array()) {
+      std::string u(t.as_object().at("upid").as_string());
+      if (u.find(":verify:store1\\x3ahost-vnew-6553FCB8:") != std::string::npos) upid = u;
+    }
+    if (upid.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  SetStoreOption(config_, "verify-new", "");
+  ASSERT_FALSE(upid.empty()) << "no verify task was started for the new snapshot";
+  json::object status = WaitTask(*rest, upid);
+  EXPECT_EQ(status["exitstatus"].as_string(), "OK");
+  ReaderSessionOptions ro;
+  ro.backup_type = "host";
+  ro.backup_id = "vnew";
+  ro.backup_time = 1700003000;
+  auto reader = ReaderClient::Start(RootConnect(), ro);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const json::object& unprotected = (*reader)->manifest().unprotected;
+  ASSERT_TRUE(unprotected.contains("verify_state")) << json::serialize(unprotected);
+  const json::object& vs = unprotected.at("verify_state").as_object();
+  EXPECT_EQ(vs.at("state").as_string(), "ok");
+  EXPECT_EQ(vs.at("upid").as_string(), upid);
 }
 
 }  // namespace
