@@ -4,18 +4,24 @@
 //
 //   server_bench DIR MIB CLIENTS...     e.g. server_bench /tmp/sb 1024 1 4
 //
-// DIR is wiped and gets a fresh embedded default (config, datastore, token). For each CLIENTS
-// value, that many clients back up MIB MiB each (distinct compressible data, 4 MiB fixed
-// chunks, one snapshot per client) at the same time, then restore it at the same time.
+// DIR is wiped and gets a fresh embedded default (config, datastore, token). The server runs in
+// this process; every client is a separate process (this binary, `client` mode), so the server's
+// CPU time and peak RSS are its own. For each CLIENTS value, that many clients back up MIB MiB
+// each (distinct compressible data, 4 MiB fixed chunks, one snapshot per client) at the same
+// time, then restore it at the same time.
 //
 // ingest: the clients send chunks they encoded before the clock starts (a sync job's upload,
 // BackupClient::UploadFixedIndexEncoded), so the figure is what the server absorbs: TLS
-// decrypt, HTTP/2, decompress + SHA-256 check, chunk file write, index. client_backup: the
-// same through BackupClient::UploadFixedIndex, where the clients also hash and compress on the
-// same cores (a new snapshot id). The ceiling: AES-256-GCM decrypt (TLS record work) + zstd
-// decompress + SHA-256 of every chunk on 2 threads. Output: "key=value" lines. Peak RSS is
-// the whole process (server, clients and the clients' source data in memory).
+// decrypt, HTTP/2, decompress + SHA-256 check, CRC, chunk file write, index, and the syncfs of
+// /finish (sync-level filesystem, PBS's default). client_backup: the same through
+// BackupClient::UploadFixedIndex, where the clients also hash and compress (a new snapshot id).
+// The ceiling: AES-256-GCM decrypt (TLS record work) + zstd decompress + SHA-256 of every chunk
+// on 2 threads. Clients and server share the machine's cores; server_cpu_s is the server's own
+// CPU time for the ingest round and cpu_eff = ceiling CPU time for the same bytes / server CPU
+// time (1.0 = the server spends nothing beyond the ceiling's work). Output: "key=value" lines.
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -70,7 +76,15 @@ std::vector<uint8_t> MakeData(size_t n, uint64_t seed) {
   return v;
 }
 
-double Ceiling(const std::vector<std::vector<uint8_t>>& data) {
+double CpuSeconds(int who) {
+  struct rusage ru {};
+  getrusage(who, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// MB/s of the ceiling work over `data`; *cpu_s: the CPU seconds it took.
+double Ceiling(const std::vector<std::vector<uint8_t>>& data, double* cpu_s) {
   // Prepare what arrives at the server: encoded chunks, then TLS-encrypted.
   std::array<uint8_t, 32> key{};
   std::array<uint8_t, 16> iv{};
@@ -93,6 +107,7 @@ double Ceiling(const std::vector<std::vector<uint8_t>>& data) {
   }
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> sink{0};
+  double cpu0 = CpuSeconds(RUSAGE_SELF);
   double t0 = Now();
   std::vector<std::thread> pool;
   for (int t = 0; t < 2; ++t) {
@@ -106,7 +121,9 @@ double Ceiling(const std::vector<std::vector<uint8_t>>& data) {
     });
   }
   for (auto& t : pool) t.join();
-  return static_cast<double>(plain) / (Now() - t0) / 1e6;
+  double secs = Now() - t0;
+  *cpu_s = CpuSeconds(RUSAGE_SELF) - cpu0;
+  return static_cast<double>(plain) / secs / 1e6;
 }
 
 // The chunks of one client's data, encoded as the Rust client would send them.
@@ -136,9 +153,184 @@ int Fail(const std::string& what, const Status& st) {
   return 1;
 }
 
+
+
+// ---- client processes ----
+
+// `server_bench client PORT FINGERPRINT TOKEN_ID SECRET STORE ID TIME MIB SEED MODE`
+// (MODE: encoded | plain | restore). Prepares, prints "ready", waits for a line on stdin, runs,
+// prints "done", exits 0 (1 on error, with the message on stderr).
+int ClientMain(char** argv) {
+  const int port = std::stoi(argv[2]);
+  RepositoryConnectOptions conn;
+  auto repo = BackupRepository::Parse(std::string(argv[4]) + "@127.0.0.1:" +
+                                      std::to_string(port) + ":" + argv[6]);
+  if (!repo.ok()) return Fail("repository", repo.status());
+  conn.repository = *repo;
+  conn.fingerprint = argv[3];
+  conn.secret = argv[5];
+  const std::string id = argv[7];
+  const int64_t time = std::stoll(argv[8]);
+  const size_t mib = std::stoul(argv[9]);
+  const uint64_t seed = std::stoull(argv[10]);
+  const std::string mode = argv[11];
+
+  std::vector<uint8_t> data;
+  std::unique_ptr<PreparedChunks> prepared;
+  if (mode != "restore") data = MakeData(mib << 20, seed);
+  if (mode == "encoded") prepared = std::make_unique<PreparedChunks>(data);
+  std::printf("ready\n");
+  std::fflush(stdout);
+  char line[16];
+  if (!std::fgets(line, sizeof line, stdin)) return 1;
+
+  double finish_s = 0;  // the /finish call: manifest + syncfs of the datastore
+  if (mode == "restore") {
+    ReaderSessionOptions o;
+    o.backup_type = "host";
+    o.backup_id = id;
+    o.backup_time = time;
+    auto rc = ReaderClient::Start(conn, o);
+    if (!rc.ok()) return Fail("restore", rc.status());
+    uint64_t restored = 0;
+    Status st = (*rc)->RestoreArchive("disk.img.fidx", [&](std::span<const uint8_t> b) {
+      restored += b.size();
+      return Status::OK();
+    });
+    if (!st.ok()) return Fail("restore", st);
+    if (restored != (mib << 20)) return Fail("restore", Status::Corruption("short restore"));
+  } else {
+    BackupSessionOptions o;
+    o.backup_type = "host";
+    o.backup_id = id;
+    o.backup_time = time;
+    auto bc = BackupClient::Start(conn, o);
+    if (!bc.ok()) return Fail("backup", bc.status());
+    MemoryByteSource src(data);
+    auto up = prepared ? (*bc)->UploadFixedIndexEncoded("disk.img.fidx", *prepared, data.size())
+                       : (*bc)->UploadFixedIndex("disk.img.fidx", src, data.size());
+    if (!up.ok()) return Fail("backup", up.status());
+    double f0 = Now();
+    auto fin = (*bc)->Finish();
+    if (!fin.ok()) return Fail("backup", fin.status());
+    finish_s = Now() - f0;
+  }
+  std::printf("done %.3f\n", finish_s);
+  std::fflush(stdout);
+  return 0;
+}
+
+struct Child {
+  pid_t pid = -1;
+  FILE* out = nullptr;  // its stdout
+  int in = -1;          // its stdin
+};
+
+Result<Child> SpawnClient(const std::vector<std::string>& args) {
+  int to_child[2], from_child[2];
+  if (::pipe(to_child) != 0 || ::pipe(from_child) != 0) {
+    return Status::IoError("pipe failed");
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::IoError("fork failed");
+  if (pid == 0) {
+    ::dup2(to_child[0], 0);
+    ::dup2(from_child[1], 1);
+    ::close(to_child[1]);
+    ::close(from_child[0]);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    ::_exit(127);
+  }
+  ::close(to_child[0]);
+  ::close(from_child[1]);
+  Child c;
+  c.pid = pid;
+  c.in = to_child[1];
+  c.out = ::fdopen(from_child[0], "r");
+  return c;
+}
+
+// Starts `clients` client processes in `mode`, waits until all are prepared, then lets them run
+// at once. Returns the wall seconds from the start signal until the last one finished;
+// *server_cpu: this process's CPU seconds over the same span; *finish_s: the longest /finish.
+Result<double> RunRound(const std::vector<std::string>& common, const std::string& id_prefix,
+                        int clients, int64_t time, size_t mib, uint64_t seed0,
+                        const std::string& mode, double* server_cpu, double* finish_s) {
+  std::vector<Child> kids;
+  for (int c = 0; c < clients; ++c) {
+    std::vector<std::string> args = common;
+    args.push_back(id_prefix + std::to_string(clients) + "-" + std::to_string(c));
+    args.push_back(std::to_string(time));
+    args.push_back(std::to_string(mib));
+    args.push_back(std::to_string(seed0 + static_cast<uint64_t>(c)));
+    args.push_back(mode);
+    PBSKIT_ASSIGN_OR_RETURN(Child k, SpawnClient(args));
+    kids.push_back(k);
+  }
+  char line[64];
+  for (auto& k : kids) {
+    if (!std::fgets(line, sizeof line, k.out)) return Status::IoError("client failed to start");
+  }
+  double cpu0 = CpuSeconds(RUSAGE_SELF);
+  double t0 = Now();
+  for (auto& k : kids) {
+    if (::write(k.in, "go\n", 3) != 3) return Status::IoError("client went away");
+  }
+  Status result = Status::OK();
+  for (auto& k : kids) {
+    double f = 0;
+    if (!std::fgets(line, sizeof line, k.out) || std::sscanf(line, "done %lf", &f) != 1) {
+      result = Status::IoError("a client failed (" + mode + ")");
+    }
+    *finish_s = std::max(*finish_s, f);
+  }
+  double secs = Now() - t0;
+  *server_cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
+  for (auto& k : kids) {
+    int status = 0;
+    ::waitpid(k.pid, &status, 0);
+    std::fclose(k.out);
+    ::close(k.in);
+  }
+  PBSKIT_RETURN_IF_ERROR(result);
+  return secs;
+}
+
 }  // namespace
 
+// `server_bench ceiling MIB CLIENTS SEED`: prints "MB/s CPU-seconds" of the ceiling work over
+// the data the clients of a round send (in its own process, so the server's RSS stays its own).
+int CeilingMain(char** argv) {
+  const size_t mib = std::stoul(argv[2]);
+  const int clients = std::stoi(argv[3]);
+  const uint64_t seed = std::stoull(argv[4]);
+  std::vector<std::vector<uint8_t>> data;
+  for (int c = 0; c < clients; ++c) data.push_back(MakeData(mib << 20, seed + c));
+  double cpu = 0;
+  double rate = Ceiling(data, &cpu);
+  std::printf("%.3f %.3f\n", rate, cpu);
+  return rate > 0 ? 0 : 1;
+}
+
+Result<std::pair<double, double>> MeasureCeiling(size_t mib, int clients, uint64_t seed) {
+  PBSKIT_ASSIGN_OR_RETURN(Child k, SpawnClient({"server_bench", "ceiling", std::to_string(mib),
+                                                std::to_string(clients), std::to_string(seed)}));
+  double rate = 0, cpu = 0;
+  int n = std::fscanf(k.out, "%lf %lf", &rate, &cpu);
+  int status = 0;
+  ::waitpid(k.pid, &status, 0);
+  std::fclose(k.out);
+  ::close(k.in);
+  if (n != 2 || rate <= 0) return Status::IoError("ceiling measurement failed");
+  return std::make_pair(rate, cpu);
+}
+
 int main(int argc, char** argv) {
+  if (argc == 12 && std::string(argv[1]) == "client") return ClientMain(argv);
+  if (argc == 5 && std::string(argv[1]) == "ceiling") return CeilingMain(argv);
   if (argc < 4) {
     std::cerr << "usage: server_bench DIR MIB CLIENTS...\n";
     return 2;
@@ -161,87 +353,37 @@ int main(int argc, char** argv) {
   if (!serve.ok()) return Fail("serve", serve.status());
   const auto& def = (*serve)->default_setup();
   if (!def) return Fail("serve", Status::Aborted("no default setup created"));
-  RepositoryConnectOptions conn;
-  auto repo = BackupRepository::Parse(def->token_id + "@127.0.0.1:" +
-                                      std::to_string((*serve)->port()) + ":" + def->store);
-  if (!repo.ok()) return Fail("repository", repo.status());
-  conn.repository = *repo;
-  conn.fingerprint = (*serve)->fingerprint();
-  conn.secret = def->secret;
+  std::vector<std::string> common = {"server_bench",  "client",    std::to_string((*serve)->port()),
+                                     (*serve)->fingerprint(), def->token_id, def->secret,
+                                     def->store};
 
   int64_t time = 1767225600;
   for (int clients : rounds) {
-    std::vector<std::vector<uint8_t>> data;
-    for (int c = 0; c < clients; ++c) data.push_back(MakeData(mib << 20, time + c));
-    double ceiling = Ceiling(data);
-
-    std::vector<Status> errors(clients);
-    std::vector<std::thread> th;
-    double round_start = 0;
-    // One round of backups, all clients at once; `encoded` selects the pre-encoded upload.
-    auto backup_round = [&](const std::string& id_prefix, bool encoded) {
-      std::vector<std::unique_ptr<PreparedChunks>> prepared(clients);
-      if (encoded) {
-        for (int c = 0; c < clients; ++c) prepared[c] = std::make_unique<PreparedChunks>(data[c]);
-      }
-      double start = round_start = Now();
-      for (int c = 0; c < clients; ++c) {
-        th.emplace_back([&, c] {
-          BackupSessionOptions o;
-          o.backup_type = "host";
-          o.backup_id = id_prefix + std::to_string(clients) + "-" + std::to_string(c);
-          o.backup_time = time;
-          auto bc = BackupClient::Start(conn, o);
-          if (!bc.ok()) { errors[c] = bc.status(); return; }
-          MemoryByteSource src(data[c]);
-          auto up = encoded ? (*bc)->UploadFixedIndexEncoded("disk.img.fidx", *prepared[c],
-                                                             data[c].size())
-                            : (*bc)->UploadFixedIndex("disk.img.fidx", src, data[c].size());
-          if (!up.ok()) { errors[c] = up.status(); return; }
-          auto fin = (*bc)->Finish();
-          if (!fin.ok()) errors[c] = fin.status();
-        });
-      }
-      for (auto& t : th) t.join();
-      th.clear();
-      return Now() - start;
-    };
-    double ingest_s = backup_round("bench-", true);
-    // For `perf record -k CLOCK_MONOTONIC` + `perf report --time FROM,TO`.
-    std::fprintf(stderr, "ingest_window=%.6f,%.6f\n", round_start, round_start + ingest_s);
-    for (const auto& e : errors) if (!e.ok()) return Fail("backup", e);
-    double client_s = backup_round("client-", false);
-    for (const auto& e : errors) if (!e.ok()) return Fail("backup", e);
-
-    std::vector<uint64_t> restored(clients, 0);
-    double t0 = Now();
-    for (int c = 0; c < clients; ++c) {
-      th.emplace_back([&, c] {
-        ReaderSessionOptions o;
-        o.backup_type = "host";
-        o.backup_id = "bench-" + std::to_string(clients) + "-" + std::to_string(c);
-        o.backup_time = time;
-        auto rc = ReaderClient::Start(conn, o);
-        if (!rc.ok()) { errors[c] = rc.status(); return; }
-        Status st = (*rc)->RestoreArchive("disk.img.fidx", [&](std::span<const uint8_t> b) {
-          restored[c] += b.size();
-          return Status::OK();
-        });
-        if (!st.ok()) errors[c] = st;
-      });
-    }
-    for (auto& t : th) t.join();
-    double restore_s = Now() - t0;
-    for (const auto& e : errors) if (!e.ok()) return Fail("restore", e);
+    auto ceil = MeasureCeiling(mib, clients, static_cast<uint64_t>(time));
+    if (!ceil.ok()) return Fail("ceiling", ceil.status());
+    const auto [ceiling, ceiling_cpu] = *ceil;
     const double total = static_cast<double>(clients) * static_cast<double>(mib << 20);
-    for (auto r : restored)
-      if (r != (mib << 20)) return Fail("restore", Status::Corruption("short restore"));
+
+    double ingest_cpu = 0, client_cpu = 0, restore_cpu = 0, finish_s = 0, unused = 0;
+    auto ingest_s =
+        RunRound(common, "bench-", clients, time, mib, time, "encoded", &ingest_cpu, &finish_s);
+    if (!ingest_s.ok()) return Fail("backup", ingest_s.status());
+    auto client_s =
+        RunRound(common, "client-", clients, time, mib, time, "plain", &client_cpu, &unused);
+    if (!client_s.ok()) return Fail("backup", client_s.status());
+    auto restore_s =
+        RunRound(common, "bench-", clients, time, mib, time, "restore", &restore_cpu, &unused);
+    if (!restore_s.ok()) return Fail("restore", restore_s.status());
+
+    double ingest = total / *ingest_s / 1e6;
+    double restore = total / *restore_s / 1e6;
     std::printf("clients=%d mib_each=%zu ingest_mb_s=%.1f client_backup_mb_s=%.1f "
                 "restore_mb_s=%.1f ceiling_mb_s=%.1f ingest_pct=%.0f restore_pct=%.0f "
-                "peak_rss_kib=%ld\n",
-                clients, mib, total / ingest_s / 1e6, total / client_s / 1e6,
-                total / restore_s / 1e6, ceiling, 100.0 * (total / ingest_s / 1e6) / ceiling,
-                100.0 * (total / restore_s / 1e6) / ceiling, PeakRssKiB());
+                "finish_s=%.2f server_cpu_s=%.2f ceiling_cpu_s=%.2f cpu_eff=%.2f "
+                "server_peak_rss_kib=%ld\n",
+                clients, mib, ingest, total / *client_s / 1e6, restore, ceiling,
+                100.0 * ingest / ceiling, 100.0 * restore / ceiling, finish_s, ingest_cpu,
+                ceiling_cpu, ceiling_cpu / ingest_cpu, PeakRssKiB());
     std::fflush(stdout);
     time += 3600;
   }
