@@ -318,13 +318,18 @@ Result<UploadResult> BackupClient::CloseWriter(bool fixed, uint64_t wid, const s
   return out;
 }
 
-Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive, ByteSource& source,
-                                                    std::optional<uint64_t> size) {
+Result<uint64_t> BackupClient::OpenFixedWriter(const std::string& archive,
+                                               std::optional<uint64_t> size) {
   if (!archive.ends_with(".fidx")) {
     return Status::InvalidArgument("fixed index name '" + archive + "' must end in .fidx");
   }
+  return OpenWriter(archive, size);
+}
+
+Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive, ByteSource& source,
+                                                    std::optional<uint64_t> size) {
   auto t0 = std::chrono::steady_clock::now();
-  PBSKIT_ASSIGN_OR_RETURN(uint64_t wid, OpenWriter(archive, size));
+  PBSKIT_ASSIGN_OR_RETURN(uint64_t wid, OpenFixedWriter(archive, size));
   UploadStats stats;
   Sha256Stream csum;
   std::vector<uint8_t> buf(kFixedChunkSize);
@@ -358,11 +363,8 @@ Result<UploadResult> BackupClient::UploadFixedIndex(const std::string& archive, 
 Result<UploadResult> BackupClient::UploadFixedIndexEncoded(const std::string& archive,
                                                            EncodedChunkSource& source,
                                                            uint64_t size) {
-  if (!archive.ends_with(".fidx")) {
-    return Status::InvalidArgument("fixed index name '" + archive + "' must end in .fidx");
-  }
   auto t0 = std::chrono::steady_clock::now();
-  PBSKIT_ASSIGN_OR_RETURN(uint64_t wid, OpenWriter(archive, size));
+  PBSKIT_ASSIGN_OR_RETURN(uint64_t wid, OpenFixedWriter(archive, size));
   UploadStats stats;
   Sha256Stream csum;
   uint64_t offset = 0;

@@ -208,6 +208,8 @@ class BackupClient {
   // Registers the previous index of `archive` as known when the previous manifest lists it.
   Status LoadPreviousIndex(const std::string& archive);
   Result<uint64_t> OpenWriter(const std::string& archive, std::optional<uint64_t> size);
+  // OpenWriter for a name that must end in .fidx (InvalidArgument otherwise).
+  Result<uint64_t> OpenFixedWriter(const std::string& archive, std::optional<uint64_t> size);
   // Digests, encodes and (unless known) uploads one chunk of `archive`'s writer; the index
   // entry is queued for the next append. offset: start (fixed) or end (dynamic) offset.
   Status AddChunk(bool fixed, uint64_t wid, std::span<const uint8_t> data, uint64_t start,
