@@ -15,8 +15,6 @@
 namespace pbskit::server {
 namespace {
 
-// download-decoded answers from memory: larger archives are refused with a clear message.
-constexpr uint64_t kMaxDecodedResponse = 1024ull << 20;
 
 constexpr uint64_t kNsPrivsOk =
     kPrivDatastoreModify | kPrivDatastoreRead | kPrivDatastoreBackup | kPrivDatastoreAudit;
@@ -334,24 +332,38 @@ Result<ApiResult> DownloadDecoded(ApiCall& call) {
     if (info->csum != csum) {
       return Status::InvalidArgument("wrong checksum for file '" + file + "'");
     }
-    if (size > kMaxDecodedResponse) {
-      return Status::InvalidArgument("decoded size of '" + file + "' (" + std::to_string(size) +
-                                     " bytes) exceeds the " +
-                                     std::to_string(kMaxDecodedResponse >> 20) +
-                                     " MiB this server sends in one response; restore it "
-                                     "through the reader protocol instead");
-    }
-    out.reserve(size);
-    size_t count = fixed ? fixed->chunk_count() : dynamic->chunk_count();
-    std::vector<uint8_t> raw, plain;
-    for (size_t i = 0; i < count; ++i) {
-      const Digest& d = fixed ? fixed->digest(i) : dynamic->entry(i).digest;
-      auto [begin, end] = fixed ? fixed->chunk_range(i) : dynamic->chunk_range(i);
-      PBSKIT_RETURN_IF_ERROR(t.store->chunk_store().LoadChunkInto(d, &raw));
+    // Streamed chunk by chunk (each one checked as it is read), as PBS streams it: memory stays
+    // at one chunk whatever the archive's size.
+    struct Source {
+      std::shared_ptr<DataStore> store;
+      std::optional<FixedIndex> fixed;
+      std::optional<DynamicIndex> dynamic;
+      size_t next = 0;
+      std::vector<uint8_t> raw, plain;
+    };
+    auto src = std::make_shared<Source>();
+    src->store = t.store;
+    src->fixed = std::move(fixed);
+    src->dynamic = std::move(dynamic);
+    HttpResponse r;
+    r.content_type = "application/octet-stream";
+    r.body_stream_size = size;
+    r.body_stream = [src](std::string* piece) -> Result<bool> {
+      const size_t count = src->fixed ? src->fixed->chunk_count() : src->dynamic->chunk_count();
+      piece->clear();
+      if (src->next >= count) return false;
+      size_t i = src->next++;
+      const Digest& d = src->fixed ? src->fixed->digest(i) : src->dynamic->entry(i).digest;
+      auto [begin, end] = src->fixed ? src->fixed->chunk_range(i) : src->dynamic->chunk_range(i);
+      PBSKIT_RETURN_IF_ERROR(src->store->chunk_store().LoadChunkInto(d, &src->raw));
       PBSKIT_RETURN_IF_ERROR(
-          DecodeAndCheckChunk(raw, d, end - begin, CryptMode::kNone, nullptr, &plain));
-      out.append(plain.begin(), plain.end());
-    }
+          DecodeAndCheckChunk(src->raw, d, end - begin, CryptMode::kNone, nullptr, &src->plain));
+      piece->assign(src->plain.begin(), src->plain.end());
+      return src->next < count;
+    };
+    ApiResult res;
+    res.raw = std::move(r);
+    return res;
   }
   HttpResponse r;
   r.content_type = "application/octet-stream";

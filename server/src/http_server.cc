@@ -384,6 +384,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(HttpResponse response) {
+    if (response.body_stream) return SendStream(std::move(response));
     auto res = std::make_shared<http::response<http::string_body>>();
     res->result(static_cast<unsigned>(response.status));
     res->reason(ReasonFor(response.status));
@@ -405,6 +406,54 @@ class Session : public std::enable_shared_from_this<Session> {
                                                                         size_t) {
       self->OnWrite(ec);
     });
+  }
+
+  // A response whose body comes from HttpResponse::body_stream: the header with its
+  // Content-Length, then one piece at a time, each written before the next is produced.
+  void SendStream(HttpResponse response) {
+    auto res = std::make_shared<http::response<http::empty_body>>();
+    res->result(static_cast<unsigned>(response.status));
+    res->reason(ReasonFor(response.status));
+    res->version(11);
+    res->set(http::field::content_type, response.content_type);
+    for (const auto& [k, v] : response.headers) res->set(k, v);
+    close_after_ = response.close || !keep_alive_;
+    res->keep_alive(!close_after_);
+    res->content_length(response.body_stream_size);
+    stream_left_ = response.body_stream_size;
+    producer_ = std::move(response.body_stream);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    beast::get_lowest_layer(*stream_).expires_after(impl_->options.body_timeout);
+    http::async_write_header(*stream_, *sr, [self = shared_from_this(), res, sr](
+                                                 beast::error_code ec, size_t) {
+      if (ec) return self->Shutdown();
+      self->StreamNext();
+    });
+  }
+
+  void StreamNext() {
+    if (stream_left_ == 0) {
+      producer_ = nullptr;
+      std::string().swap(piece_);
+      return OnWrite({});
+    }
+    auto more = producer_(&piece_);
+    if (!more.ok() || piece_.size() > stream_left_ || (piece_.empty() && !*more)) {
+      // Cannot be reported any more: the header said 200. Ending the connection early is
+      // what tells the client the body is incomplete.
+      producer_ = nullptr;
+      close_after_ = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return Shutdown();
+    }
+    stream_left_ -= piece_.size();
+    beast::get_lowest_layer(*stream_).expires_after(impl_->options.body_timeout);
+    net::async_write(*stream_, net::buffer(piece_),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->Shutdown();
+                       self->StreamNext();
+                     });
   }
 
   void OnWrite(beast::error_code ec) {
@@ -465,6 +514,11 @@ class Session : public std::enable_shared_from_this<Session> {
   static constexpr uint64_t kMaxDrainBytes = 32ull * 1024 * 1024;
   static constexpr size_t kFirstReadBytes = 16 * 1024;  // first read of a keep-alive request
   uint64_t drain_left_ = 0;  // bytes of a refused body still to discard before closing
+  // Streamed response body (SendStream): its producer, the bytes still to send, the piece
+  // being written.
+  std::function<Result<bool>(std::string*)> producer_;
+  uint64_t stream_left_ = 0;
+  std::string piece_;
 };
 
 }  // namespace

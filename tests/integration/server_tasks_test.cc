@@ -12,6 +12,7 @@
 #include "pbskit/datastore/datastore_config.h"
 #include "pbskit/datastore/task_log.h"
 #include "pbskit/formats/crypto.h"
+#include "pbskit/formats/fixed_index.h"
 #include "pbskit/formats/hex.h"
 #include "pbskit/formats/names.h"
 #include "pbskit/formats/upid.h"
@@ -577,6 +578,28 @@ TEST_F(ServerTasksTest, DownloadDecodedFollowsCryptModes) {
   auto manifest = get("ct/101/2024-05-01T11:00:00Z", "index.json.blob");
   ASSERT_EQ(manifest.status, 200);
   EXPECT_EQ(json::parse(manifest.body).at("backup-id").as_string(), "101");
+
+  // The body is streamed chunk by chunk after a 200 header: a chunk that turns out to be
+  // missing ends the connection early, so the client never takes a short body for the file.
+  auto index = FixedIndex::Parse(
+      test::ReadFile(*store_ + "/vm/100/2024-05-01T10:00:00Z/drive-scsi0.img.fidx"), "fidx");
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  ASSERT_GE(index->chunk_count(), 1u);
+  const std::string hex = ToHex(index->digest(index->chunk_count() - 1));
+  const std::string chunk = *store_ + "/.chunks/" + hex.substr(0, 4) + "/" + hex;
+  std::filesystem::rename(chunk, chunk + ".away");
+  auto cut = c->Request("GET", "/api2/json/admin/datastore/fixture/download-decoded?backup-type="
+                               "vm&backup-id=100&backup-time=1714557600&file-name="
+                               "drive-scsi0.img.fidx");
+  std::filesystem::rename(chunk + ".away", chunk);
+  EXPECT_FALSE(cut.ok() && cut->status == 200 && sha(cut->body) == sha(img.body))
+      << "a download with a missing chunk must not complete";
+  if (cut.ok()) {
+    EXPECT_LT(cut->body.size(), img.body.size());
+  }
+  auto again = get("vm/100/2024-05-01T10:00:00Z", "drive-scsi0.img.fidx");
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(sha(again.body), sha(img.body));
 }
 
 }  // namespace

@@ -76,6 +76,13 @@ struct HttpResponse {
   // Set on a 101 response: called on a separate thread with the raw TLS stream once the 101
   // was written. The connection is then no longer an HTTP/1.1 connection.
   std::function<void(std::unique_ptr<UpgradedStream>)> on_upgrade;
+  // Set for a body produced piece by piece instead of `body` (downloads larger than memory):
+  // called on an I/O thread after the header went out, each time the previous piece was
+  // written; replaces *piece with the next bytes and returns true while more follow. The pieces
+  // must add up to `body_stream_size` (the Content-Length). An error, or a wrong total, ends
+  // the connection: the header is already out, so the client sees a short body.
+  std::function<Result<bool>(std::string* piece)> body_stream;
+  uint64_t body_stream_size = 0;
 };
 
 // Application side of the server. Thread safe: called concurrently from the I/O threads.
