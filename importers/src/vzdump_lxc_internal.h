@@ -64,8 +64,8 @@ class LxcSpoolWriter {
   Status Flush();
 
  private:
-  static constexpr size_t kBufferSize = 4 << 20;
-  static constexpr size_t kBuffers = 4;
+  static constexpr size_t kBufferSize = 256 << 10;
+  static constexpr size_t kBuffers = 8;
   Status HandOff();  // queues cur_ for the writer thread
   void Loop();
   Status Write(uint64_t at, const std::vector<uint8_t>& buf);
