@@ -40,7 +40,7 @@ class Writer {
   PxarCreateObserver* obs_;
   // Data node of a hard link group -> path and offset of its first entry in archive order.
   std::unordered_map<uint32_t, std::pair<std::string, LinkOffset>> links_;
-  std::vector<uint8_t> buf_ = std::vector<uint8_t>(1 << 20);
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(256 << 10);
 };
 
 Status Writer::CopySpool(uint64_t offset, uint64_t length, int fd) {
