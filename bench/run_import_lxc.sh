@@ -6,7 +6,8 @@
 #
 #   bench/run_import_lxc.sh [WORKDIR]       (default: ./bench-work-import-lxc)
 #
-# IMPORT_GIB (default 2): file data in the tar; THREADS (default 2).
+# IMPORT_GIB (default 2): file data in the tar; THREADS (default 2); ZST=0 skips the import of
+# the same tar compressed with zstd (vzdump's default compression).
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$PWD/bench-work-import-lxc}
@@ -23,6 +24,11 @@ TIME="/usr/bin/time -f %e_s_%M_KiB"
 
 tar=$WORK/vzdump-lxc-901-2026_01_01-00_00_00.tar
 [ -f "$tar" ] || "$BENCH" gen-tar "$WORK" "$IMPORT_GIB"
+zst=$WORK/vzdump-lxc-902-2026_01_01-00_00_00.tar.zst
+if [ "${ZST:-1}" != 0 ] && [ ! -f "$zst" ]; then
+  command -v zstd >/dev/null || apt-get install -y zstd >/dev/null
+  zstd -q -T"$THREADS" -c "$tar" > "$zst"
+fi
 if [ ! -d "$WORK/tree" ]; then
   mkdir -p "$WORK/tree"
   tar xf "$tar" -C "$WORK/tree" --exclude=./etc/vzdump
@@ -37,6 +43,15 @@ sync                                                # no writeback of the new st
 printf 'pbskit import vzdump: '
 $TIME "$BUILD/pbskit" --config-dir "$WORK/etc" import vzdump "$tar" --store "$WORK/store" \
   --tmpdir "$WORK" --time-zone UTC 2>&1 | tail -1
+if [ "${ZST:-1}" != 0 ]; then
+  cat "$zst" > /dev/null
+  rm -rf "$WORK/store" "$WORK/etc"
+  "$BUILD/pbskit" --config-dir "$WORK/etc" datastore create bench "$WORK/store" >/dev/null
+  sync
+  printf 'pbskit import vzdump (.tar.zst): '
+  $TIME "$BUILD/pbskit" --config-dir "$WORK/etc" import vzdump "$zst" --store "$WORK/store" \
+    --tmpdir "$WORK" --time-zone UTC 2>&1 | tail -1
+fi
 
 echo "== restic backup of the same files"
 export RESTIC_PASSWORD=bench
