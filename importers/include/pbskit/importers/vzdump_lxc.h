@@ -130,7 +130,9 @@ struct VzdumpLxcImportResult {
 // catalog.pcat1.didx, then the `.notes` side file as notes (plus the salvage report), the
 // `.log` side file as client.log.blob and `.protected` as protection. The backup time comes
 // from the file name (local time of options.common.time_zone), else from the pct.conf member's
-// mtime. Errors: everything LxcTarArchive::Read refuses (before any snapshot exists);
+// mtime. With sync-level filesystem a background thread runs syncfs on the store during the
+// encode (plain archives), so the final syncfs of the snapshot has little left to write.
+// Errors: everything LxcTarArchive::Read refuses (before any snapshot exists);
 // InvalidArgument for a VM archive name or a name without VMID and no backup_id; the
 // SnapshotWriter's errors; IoError for side files. On any error no snapshot is left behind.
 Result<VzdumpLxcImportResult> ImportVzdumpLxc(std::shared_ptr<DataStore> store,
