@@ -3,11 +3,8 @@
 // proxmox-backup-client writes them in legacy mode, then the dump directory's side files.
 #include <sys/stat.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "pbskit/datastore/fs.h"
+#include "pbskit/datastore/writeback_pacer.h"
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/importers/pxar_backup.h"
 #include "pbskit/importers/vzdump_lxc.h"
@@ -35,68 +32,6 @@ class CountingSink : public pxar::PxarSink {
   pxar::PxarSink* next_;
   std::function<void(uint64_t)> tick_;
   uint64_t bytes_ = 0, last_ = 0;
-};
-
-// Writes the datastore's dirty pages back while the import is still producing chunks. With
-// sync-level filesystem SnapshotWriter::Finish ends in syncfs(2); left alone, the kernel holds
-// the new chunk files (about the compressed size of the container) in the page cache until then
-// and the import waits for the whole write at the end with idle cores. Here a background thread
-// runs syncfs on the store's file system whenever Kick is called (coalesced: one pending
-// request at most), so the disk writes overlap the chunking, hashing and compression and the
-// final syncfs finds little left. Its errors are ignored: Finish's own syncfs reports them.
-class WritebackPacer {
- public:
-  // Starts the thread when `store` syncs its file system at the end and uses the real file
-  // system (a fault-injecting one in tests sees exactly the calls the writer makes).
-  explicit WritebackPacer(DataStore& store) {
-    if (store.sync_level() != SyncLevel::kFilesystem || store.fs() != PosixFilesystem()) return;
-    auto fd = store.fs()->Open(store.base(), O_RDONLY | O_DIRECTORY);
-    if (!fd.ok()) return;
-    fd_ = ScopedFd(store.fs(), *fd);
-    fs_ = store.fs();
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~WritebackPacer() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  WritebackPacer(const WritebackPacer&) = delete;
-  WritebackPacer& operator=(const WritebackPacer&) = delete;
-
-  // Asks for one syncfs; never blocks.
-  void Kick() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pending_ = true;
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stop_ || pending_; });
-      if (stop_) return;
-      pending_ = false;
-      lock.unlock();
-      (void)fs_->SyncFs(fd_.get());
-      lock.lock();
-    }
-  }
-
-  Filesystem* fs_ = nullptr;
-  ScopedFd fd_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool pending_ = false, stop_ = false;
-  std::thread thread_;
 };
 
 Result<std::optional<std::string>> ReadSideFile(const std::string& path) {

@@ -122,6 +122,8 @@ H2Response BackupSession::UploadChunk(H2Request& request, const Params& params, 
   auto inserted = p_.store->chunk_store().InsertChunk(*digest, raw);
   if (!inserted.ok()) return ErrorResponse(400, inserted.status().message());
 
+  if (!inserted->existed && pacer_) pacer_->Add(raw.size());
+
   std::lock_guard<std::mutex> lock(chunk_mu_);
   if (Status st = EnsureActive(); !st.ok()) return ErrorResponse(st);
   UploadStatistic* stat = nullptr;

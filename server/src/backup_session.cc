@@ -188,6 +188,7 @@ Result<std::unique_ptr<BackupSession>> BackupSession::Start(BackupSessionParams 
                                    "' - " + plock.status().message());
   }
   s->chunk_store_lock_ = std::move(plock).value();
+  if (!p.benchmark) s->pacer_ = std::make_unique<WritebackPacer>(store);
 
   if (!p.state_dir.empty()) {
     std::string worker_id = store.name() + ":" + BackupTypeName(p.dir.group.type) + "/" +

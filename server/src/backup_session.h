@@ -18,6 +18,7 @@
 #include "backup_protocol.h"
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/task_log.h"
+#include "pbskit/datastore/writeback_pacer.h"
 #include "pbskit/formats/dynamic_index.h"
 #include "pbskit/formats/fixed_index.h"
 #include "pbskit/server/h2_server.h"
@@ -140,6 +141,8 @@ class BackupSession final : public H2Handler {
   std::map<int, FixedWriter> fixed_writers_;
   std::unordered_map<Digest, uint32_t, DigestHash> known_chunks_;
   std::unique_ptr<TaskLog> task_;
+  // Writes new chunk files back in the background so /finish's syncfs finds little left.
+  std::unique_ptr<WritebackPacer> pacer_;
   // Held by concurrent chunk uploads while they update writer statistics and known_chunks_
   // (other requests never run beside them, see H2Handler::IsConcurrent).
   std::mutex chunk_mu_;
