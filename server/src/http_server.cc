@@ -124,9 +124,14 @@ class BlockingUpgradedStream final : public UpgradedStream {
   ~BlockingUpgradedStream() override {
     Close();
     if (watch_) {
-      std::lock_guard<std::mutex> lock(watch_->mu);
-      watch_->stream = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(watch_->mu);
+        watch_->stream = nullptr;
+      }
       net::post(impl_->ioc, [w = watch_] { w->timer.cancel(); });
+      // Dropped while the server still waits for this stream: once the stream is erased
+      // below, Stop() may return and the io_context (the timer's service) be destroyed.
+      watch_.reset();
     }
     std::lock_guard<std::mutex> lock(impl_->upgraded_mu);
     impl_->upgraded.erase(stream_.get());
