@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace pbskit::server {
@@ -135,6 +136,11 @@ class ServerConnection {
   Status Init();
   Status Flush();
   void Dispatch();
+  // The next input into `buf`: bytes read (0: the peer closed), or std::nullopt when it only
+  // waited (for worker results, or for input while workers run).
+  Result<std::optional<size_t>> NextInput(std::vector<uint8_t>& buf);
+  // Waits (at most 1 s) until a worker signals a finished request.
+  void WaitForResults();
   // Answers the concurrent requests that finished since the last call.
   void Collect();
   // Waits for every concurrent request still running (their handler must not outlive Run).
@@ -218,15 +224,16 @@ H2ConnectionStats ServerConnection::Run() {
   }
   completions_ = std::make_shared<Completions>(wake);
   if (options_.idle_timeout.count() > 0) stream_.SetIdleTimeout(options_.idle_timeout);
-  std::string leftover = stream_.TakeLeftover();
+  // Input goes to nghttp2 straight from where it was read: first what the HTTP/1.1 parser
+  // read past the upgrade, then `buf`.
+  const std::string leftover = stream_.TakeLeftover();
+  const uint8_t* input = reinterpret_cast<const uint8_t*>(leftover.data());
+  size_t input_len = leftover.size();
   std::vector<uint8_t> buf(256 * 1024);
-  bool have_input = !leftover.empty();
   while (!failed_) {
-    if (have_input) {
-      have_input = false;
-      ssize_t rv = nghttp2_session_mem_recv(
-          session_, reinterpret_cast<const uint8_t*>(leftover.data()), leftover.size());
-      leftover.clear();
+    if (input_len > 0) {
+      ssize_t rv = nghttp2_session_mem_recv(session_, input, input_len);
+      input_len = 0;
       if (rv < 0) {
         Fail(std::string("HTTP/2 protocol error: ") + nghttp2_strerror(static_cast<int>(rv)),
              NGHTTP2_PROTOCOL_ERROR);
@@ -248,46 +255,44 @@ H2ConnectionStats ServerConnection::Run() {
         !nghttp2_session_want_write(session_)) {
       break;
     }
-    size_t got = 0;
-    if (in_flight_ == 0) {
-      // Nothing running: a plain blocking read, bounded by the stream's idle timeout.
-      auto n = stream_.Read(buf.data(), buf.size());
-      if (!n.ok()) {
-        stats_.close_reason = n.status().message();
-        break;
-      }
-      if (*n == 0) break;  // peer closed
-      got = *n;
-    } else if (in_flight_ >= options_.max_concurrent_handlers) {
-      // Enough work queued for this connection: read nothing until some of it finishes.
-      pollfd p{completions_->wake_fd, POLLIN, 0};
-      (void)::poll(&p, 1, 1000);
-      continue;
-    } else {
-      auto n = stream_.ReadAvailable(buf.data(), buf.size());
-      if (!n.ok()) {
-        stats_.close_reason = n.status().message();
-        break;
-      }
-      if (!*n) {
-        // Workers are busy, so the connection is not idle: wait for input or a result.
-        auto ready = stream_.WaitReadable(completions_->wake_fd, std::chrono::milliseconds(1000));
-        if (!ready.ok()) {
-          stats_.close_reason = ready.status().message();
-          break;
-        }
-        continue;
-      }
-      if (**n == 0) break;  // peer closed
-      got = **n;
+    auto n = NextInput(buf);
+    if (!n.ok()) {
+      stats_.close_reason = n.status().message();
+      break;
     }
-    stats_.bytes_received += got;
-    leftover.assign(reinterpret_cast<const char*>(buf.data()), got);
-    have_input = true;
+    if (!*n) continue;      // only waited: results may be ready
+    if (**n == 0) break;   // peer closed
+    stats_.bytes_received += **n;
+    input = buf.data();
+    input_len = **n;
   }
   Drain();
   (void)Flush();  // GOAWAY, if any
   return stats_;
+}
+
+Result<std::optional<size_t>> ServerConnection::NextInput(std::vector<uint8_t>& buf) {
+  if (in_flight_ == 0) {
+    // Nothing running: a plain blocking read, bounded by the stream's idle timeout.
+    PBSKIT_ASSIGN_OR_RETURN(size_t n, stream_.Read(buf.data(), buf.size()));
+    return std::optional<size_t>(n);
+  }
+  if (in_flight_ >= options_.max_concurrent_handlers) {
+    // Enough work queued for this connection: read nothing until some of it finishes.
+    WaitForResults();
+    return std::optional<size_t>();
+  }
+  PBSKIT_ASSIGN_OR_RETURN(std::optional<size_t> n, stream_.ReadAvailable(buf.data(), buf.size()));
+  if (n) return n;
+  // Workers are busy, so the connection is not idle: wait for input or a result.
+  PBSKIT_RETURN_IF_ERROR(
+      stream_.WaitReadable(completions_->wake_fd, std::chrono::milliseconds(1000)).status());
+  return std::optional<size_t>();
+}
+
+void ServerConnection::WaitForResults() {
+  pollfd p{completions_->wake_fd, POLLIN, 0};
+  (void)::poll(&p, 1, 1000);
 }
 
 void ServerConnection::Collect() {
@@ -302,8 +307,7 @@ void ServerConnection::Collect() {
 
 void ServerConnection::Drain() {
   while (in_flight_ > 0) {
-    pollfd p{completions_->wake_fd, POLLIN, 0};
-    (void)::poll(&p, 1, 1000);
+    WaitForResults();
     in_flight_ -= completions_->Take().size();
   }
 }
