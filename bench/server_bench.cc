@@ -253,6 +253,14 @@ Result<Child> SpawnClient(const std::vector<std::string>& args) {
   return c;
 }
 
+// Waits for the child to exit and closes its pipes.
+void Reap(Child& k) {
+  int status = 0;
+  ::waitpid(k.pid, &status, 0);
+  std::fclose(k.out);
+  ::close(k.in);
+}
+
 // Starts `clients` client processes in `mode`, waits until all are prepared, then lets them run
 // at once. Returns the wall seconds from the start signal until the last one finished;
 // *server_cpu: this process's CPU seconds over the same span; *finish_s: the longest /finish.
@@ -289,12 +297,7 @@ Result<double> RunRound(const std::vector<std::string>& common, const std::strin
   }
   double secs = Now() - t0;
   *server_cpu = CpuSeconds(RUSAGE_SELF) - cpu0;
-  for (auto& k : kids) {
-    int status = 0;
-    ::waitpid(k.pid, &status, 0);
-    std::fclose(k.out);
-    ::close(k.in);
-  }
+  for (auto& k : kids) Reap(k);
   PBSKIT_RETURN_IF_ERROR(result);
   return secs;
 }
@@ -320,10 +323,7 @@ Result<std::pair<double, double>> MeasureCeiling(size_t mib, int clients, uint64
                                                 std::to_string(clients), std::to_string(seed)}));
   double rate = 0, cpu = 0;
   int n = std::fscanf(k.out, "%lf %lf", &rate, &cpu);
-  int status = 0;
-  ::waitpid(k.pid, &status, 0);
-  std::fclose(k.out);
-  ::close(k.in);
+  Reap(k);
   if (n != 2 || rate <= 0) return Status::IoError("ceiling measurement failed");
   return std::make_pair(rate, cpu);
 }
