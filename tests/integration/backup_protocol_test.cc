@@ -50,19 +50,6 @@ Chunk MakeChunk(const std::string& plain) {
   return c;
 }
 
-// Deterministic pseudo-random bytes (compressible only a little).
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    s[i] = static_cast<char>(x & 0xff);
-  }
-  return s;
-}
-
 std::string ChunkQuery(int64_t wid, const Chunk& c, int64_t size = -1, int64_t encoded = -1) {
   return EncodeH2Query({{"wid", std::to_string(wid)},
                         {"digest", ToHex(c.digest)},
@@ -315,8 +302,9 @@ std::shared_ptr<DataStore>* BackupProtocolTest::store_ = nullptr;
 
 TEST_F(BackupProtocolTest, FullSessionsRestoreByteIdenticalAndVerify) {
   const int64_t t1 = 1717000000;
-  std::string image = Pattern(10 * kMiB + 12345, 1);  // 3 chunks, the last one short
-  std::vector<std::string> pieces = {Pattern(1 * kMiB, 2), Pattern(300000, 3), Pattern(777, 4)};
+  std::string image = test::Pattern(10 * kMiB + 12345, 1);  // 3 chunks, the last one short
+  std::vector<std::string> pieces = {test::Pattern(1 * kMiB, 2), test::Pattern(300000, 3),
+                                     test::Pattern(777, 4)};
   {
     auto c = Backup("full", t1);
     ASSERT_TRUE(c);
@@ -356,7 +344,7 @@ TEST_F(BackupProtocolTest, FullSessionsRestoreByteIdenticalAndVerify) {
 
 TEST_F(BackupProtocolTest, IncrementalSessionUploadsOnlyChangedChunks) {
   const int64_t t1 = 1717100000, t2 = t1 + 3600;
-  std::string image = Pattern(12 * kMiB, 7);
+  std::string image = test::Pattern(12 * kMiB, 7);
   uint64_t uploaded = 0;
   {
     auto c = Backup("incr", t1);
@@ -421,8 +409,8 @@ TEST_F(BackupProtocolTest, BadUploadsAreRefusedWithPbsMessages) {
   auto wid = Data(Expect(*c, 200, "POST", "/dynamic_index",
                          EncodeH2Query({{"archive-name", "a.pxar.didx"}})))
                  .as_int64();
-  Chunk a = MakeChunk(Pattern(100000, 11));
-  Chunk b = MakeChunk(Pattern(100000, 12));
+  Chunk a = MakeChunk(test::Pattern(100000, 11));
+  Chunk b = MakeChunk(test::Pattern(100000, 12));
   // Wrong digest, wrong decoded size, body longer/shorter than announced.
   Chunk wrong = a;
   wrong.digest = b.digest;
@@ -532,10 +520,10 @@ TEST_F(BackupProtocolTest, DroppedConnectionLeavesNothing) {
                          EncodeH2Query({{"archive-name", "d.img.fidx"},
                                         {"size", std::to_string(8 * kMiB)}})))
                  .as_int64();
-  Chunk a = MakeChunk(Pattern(4 * kMiB, 21));
+  Chunk a = MakeChunk(test::Pattern(4 * kMiB, 21));
   Expect(*c, 200, "POST", "/fixed_chunk", ChunkQuery(wid, a), a.encoded);
   // Start a second upload and vanish while it is in flight.
-  Chunk b = MakeChunk(Pattern(4 * kMiB, 22));
+  Chunk b = MakeChunk(test::Pattern(4 * kMiB, 22));
   auto pending = c->Submit("POST", "/fixed_chunk", ChunkQuery(wid, b), b.encoded,
                            "application/octet-stream");
   c->Abort();
@@ -585,7 +573,7 @@ TEST_F(BackupProtocolTest, CredentialsAndAcls) {
 
 TEST_F(BackupProtocolTest, ReaderRefusesChunksNotRegistered) {
   const int64_t t = 1717600000;
-  Chunk a = MakeChunk(Pattern(70000, 31));
+  Chunk a = MakeChunk(test::Pattern(70000, 31));
   {
     auto c = Backup("reader", t);
     ASSERT_TRUE(c);

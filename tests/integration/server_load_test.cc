@@ -294,18 +294,6 @@ std::string StoreFingerprint(const std::string& root) {
   return all;
 }
 
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    s[i] = static_cast<char>(x & 0xff);
-  }
-  return s;
-}
-
 // Waits (bounded) until `done` holds; returns its last value.
 template <typename F>
 bool WaitFor(F done, int polls = 600,
@@ -395,7 +383,7 @@ class ServerLoadTest : public ::testing::Test {
     bo.backup_time = kSnapshotTime;
     auto client = BackupClient::Start(connect, bo);
     ASSERT_TRUE(client.ok()) << client.status().ToString();
-    std::string big = Pattern(kBigBlobBytes, 7);
+    std::string big = test::Pattern(kBigBlobBytes, 7);
     ASSERT_TRUE(
         (*client)
             ->UploadBlob("big.blob", std::span<const uint8_t>(

@@ -159,4 +159,16 @@ CommandResult RunCli(const std::vector<std::string>& args, const std::vector<std
   return r;
 }
 
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s[i] = static_cast<char>(x & 0xff);
+  }
+  return s;
+}
+
 }  // namespace pbskit::test

@@ -35,6 +35,8 @@ void WriteText(const std::string& path, const std::string& text);
 // Lower-case hex SHA-256 of bytes.
 std::string Sha256Hex(const std::vector<uint8_t>& data);
 std::string Sha256Hex(const std::string& data);
+// `n` deterministic pseudo-random bytes (xorshift from `seed`; compress only a little).
+std::string Pattern(size_t n, uint32_t seed);
 // Copies a directory tree (regular files, dirs, symlinks) and makes the copy writable.
 void CopyTree(const std::string& from, const std::string& to);
 
