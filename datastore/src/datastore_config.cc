@@ -34,12 +34,13 @@ Result<int64_t> ParseIntIn(const std::string& key, const std::string& v, int64_t
   return n;
 }
 
-Result<bool> ParseBool(const std::string& key, const std::string& v) {
+// `what`: where the value sits, for the message ("tuning", "datastore 'x'").
+Result<bool> ParseBool(const std::string& what, const std::string& key, const std::string& v) {
   std::string l = v;
   std::transform(l.begin(), l.end(), l.begin(), ::tolower);
   if (l == "1" || l == "true" || l == "yes" || l == "on") return true;
   if (l == "0" || l == "false" || l == "no" || l == "off") return false;
-  return Status::InvalidArgument("tuning: invalid boolean for '" + key + "': '" + v + "'");
+  return Status::InvalidArgument(what + ": invalid boolean for '" + key + "': '" + v + "'");
 }
 
 // Absolute path without trailing '/', symlinks resolved when the path exists.
@@ -68,7 +69,7 @@ Result<DatastoreTuning> DatastoreTuning::Parse(std::string_view text) {
     } else if (k == "sync-level") {
       PBSKIT_ASSIGN_OR_RETURN(t.sync_level, ParseSyncLevel(v));
     } else if (k == "gc-atime-safety-check") {
-      PBSKIT_ASSIGN_OR_RETURN(t.gc_atime_safety_check, ParseBool(k, v));
+      PBSKIT_ASSIGN_OR_RETURN(t.gc_atime_safety_check, ParseBool("tuning", k, v));
     } else if (k == "gc-atime-cutoff") {
       PBSKIT_ASSIGN_OR_RETURN(t.gc_atime_cutoff, ParseIntIn(k, v, 1, 2880));
     } else if (k == "gc-cache-capacity") {
@@ -161,6 +162,12 @@ Result<DatastoreTuning> DatastoreConfigEntry::tuning() const {
   auto r = DatastoreTuning::Parse(*t);
   if (!r.ok()) return r.status().WithContext("datastore '" + name + "'");
   return r;
+}
+
+Result<bool> DatastoreConfigEntry::verify_new() const {
+  const std::string* v = Get("verify-new");
+  if (!v) return false;
+  return ParseBool("datastore '" + name + "'", "verify-new", *v);
 }
 
 Result<std::optional<MaintenanceMode>> DatastoreConfigEntry::maintenance_mode() const {

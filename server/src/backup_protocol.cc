@@ -139,8 +139,9 @@ void VerifyAfterComplete(const std::shared_ptr<TaskManager>& tasks, const std::s
   auto cfg = DatastoreConfig::Load(config_dir);
   if (!cfg.ok()) return;
   const DatastoreConfigEntry* e = cfg->Find(store_name);
-  const std::string* v = e ? e->Get("verify-new") : nullptr;
-  if (!v || !(*v == "true" || *v == "1" || *v == "yes" || *v == "on")) return;
+  if (!e) return;
+  auto verify_new = e->verify_new();
+  if (!verify_new.ok() || !*verify_new) return;
   char hex[9];
   std::snprintf(hex, sizeof hex, "%08llX", static_cast<unsigned long long>(dir.time));
   std::string worker_id =

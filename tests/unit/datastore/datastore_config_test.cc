@@ -116,6 +116,22 @@ TEST(DatastoreConfigTest, MaintenanceMode) {
   EXPECT_EQ((*mm)->type, "offline");
 }
 
+TEST(DatastoreConfigTest, VerifyNew) {
+  DatastoreConfigEntry e;
+  e.name = "abc";
+  auto unset = e.verify_new();
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(*unset);
+  e.Set("verify-new", "true");
+  EXPECT_TRUE(*e.verify_new());
+  e.Set("verify-new", "0");
+  EXPECT_FALSE(*e.verify_new());
+  e.Set("verify-new", "maybe");
+  auto bad = e.verify_new();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "datastore 'abc': invalid boolean for 'verify-new': 'maybe'");
+}
+
 TEST(OpenStoreTest, ByNameAndByPath) {
   test::TempDir tmp;
   fs::create_directories(tmp / "data/.chunks");

@@ -66,6 +66,9 @@ struct DatastoreConfigEntry {
   std::string comment() const;  // "" when missing
   Result<DatastoreTuning> tuning() const;
   Result<std::optional<MaintenanceMode>> maintenance_mode() const;
+  // The `verify-new` flag (verify each new backup after it finished); false when unset,
+  // InvalidArgument when not a boolean.
+  Result<bool> verify_new() const;
 };
 
 class DatastoreConfig {
