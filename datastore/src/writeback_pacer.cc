@@ -35,16 +35,6 @@ void WritebackPacer::Add(uint64_t bytes) {
   cv_.notify_one();
 }
 
-void WritebackPacer::Kick() {
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    since_kick_ = 0;
-    pending_ = true;
-  }
-  cv_.notify_one();
-}
-
 void WritebackPacer::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {

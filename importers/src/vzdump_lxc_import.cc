@@ -41,9 +41,6 @@ Result<std::optional<std::string>> ReadSideFile(const std::string& path) {
   return r.status();
 }
 
-// pxar bytes between two writeback requests (about half that in compressed chunk files).
-constexpr uint64_t kPacerStep = 256ull << 20;
-
 void Account(const ArchiveResult& ar, VzdumpImportResult* r) {
   r->archives.push_back(ar.info.filename);
   r->chunks_new += ar.stats.new_chunks;
@@ -162,13 +159,11 @@ Result<VzdumpLxcImportResult> ImportVzdumpLxc(std::shared_ptr<DataStore> store,
   // Writeback pacing only when the chunk files are the only bulk writes: a spool (compressed
   // archives) would be written back with them, and it is dropped unwritten after Encode.
   std::optional<WritebackPacer> pacer;
-  if (ts.spooled_bytes < kPacerStep) pacer.emplace(*store);
+  if (ts.spooled_bytes < WritebackPacer::kDefaultStep) pacer.emplace(*store);
   std::function<void(uint64_t)> tick = [&options, &pacer, estimate,
-                                        next = kPacerStep](uint64_t done) mutable {
-    if (pacer && done >= next) {
-      pacer->Kick();
-      next = done + kPacerStep;
-    }
+                                        counted = uint64_t{0}](uint64_t done) mutable {
+    if (pacer) pacer->Add(done - counted);  // pxar bytes; about half that in chunk files
+    counted = done;
     if (options.progress) options.progress("encode", done, std::max(done, estimate));
   };
   CountingSink counting(sink->archive(), tick);

@@ -36,9 +36,6 @@ class WritebackPacer {
   // Counts `bytes` of new chunk data; every `step` bytes asks for one syncfs. Never blocks on
   // the disk. Thread safe.
   void Add(uint64_t bytes);
-  // Asks for one syncfs now. Never blocks on the disk. Thread safe.
-  void Kick();
-  bool active() const { return thread_.joinable(); }
 
  private:
   void Loop();
