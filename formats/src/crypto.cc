@@ -9,12 +9,21 @@
 #include <climits>
 #include <cstring>
 
+#include "crc32_fold.h"
+
 namespace pbskit {
 
 uint32_t Crc32(std::span<const uint8_t> data, uint32_t seed) {
   uLong crc = seed;
   const uint8_t* p = data.data();
   size_t n = data.size();
+  if (n >= 256 && internal::Crc32FoldAvailable()) {
+    // The folding kernel takes whole 16-byte blocks; zlib finishes the tail.
+    const size_t blocks = n & ~static_cast<size_t>(15);
+    crc = ~internal::Crc32Fold(~seed, p, blocks);
+    p += blocks;
+    n -= blocks;
+  }
   while (n > 0) {  // zlib takes uInt lengths
     uInt step = n > UINT_MAX ? UINT_MAX : static_cast<uInt>(n);
     crc = crc32(crc, p, step);

@@ -1,7 +1,9 @@
 #include "pbskit/formats/crypto.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
+#include <random>
 #include <string>
 
 namespace pbskit {
@@ -15,6 +17,38 @@ TEST(CryptoTest, Crc32MatchesBlobVector) {
   for (int v = 0; v < 5; v++) data.insert(data.end(), 10, static_cast<uint8_t>(v));
   EXPECT_EQ(Crc32(data), 0x5cc18d12u);
   EXPECT_EQ(ToHex(Sha256(data)), "c8b59f3093e5268919b92e8e91074d14205c1ae70fac35aec7021603c9e3b63f");
+}
+
+// Crc32 folds long inputs 64 bytes at a time (carry-less multiplication) and finishes the tail
+// with zlib: every length, start offset and seed must give zlib's own result.
+TEST(CryptoTest, Crc32AgreesWithZlibAtEveryLengthOffsetAndSeed) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buf(70000);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  auto zlib = [](const uint8_t* p, size_t n, uint32_t seed) {
+    return static_cast<uint32_t>(crc32(seed, p, static_cast<uInt>(n)));
+  };
+  for (uint32_t seed : {0u, 1u, 0xffffffffu, 0x5cc18d12u}) {
+    for (size_t offset = 0; offset < 16; ++offset) {
+      for (size_t len = 0; len <= 700; ++len) {
+        const uint8_t* p = buf.data() + offset;
+        ASSERT_EQ(Crc32(std::span<const uint8_t>(p, len), seed), zlib(p, len, seed))
+            << "len " << len << " offset " << offset << " seed " << seed;
+      }
+    }
+  }
+  for (size_t len : {4096u, 65535u, 65536u, 69999u}) {
+    EXPECT_EQ(Crc32(std::span<const uint8_t>(buf.data(), len)), zlib(buf.data(), len, 0))
+        << len;
+  }
+  // Chained: a CRC continued from the result over the first part equals the one-pass CRC.
+  const uint32_t first = Crc32(std::span<const uint8_t>(buf.data(), 1000));
+  EXPECT_EQ(Crc32(std::span<const uint8_t>(buf.data() + 1000, 50000), first),
+            Crc32(std::span<const uint8_t>(buf.data(), 51000)));
+  // All-zero and all-one blocks: the folding must not cancel out.
+  std::vector<uint8_t> zeros(4096, 0), ones(4096, 0xff);
+  EXPECT_EQ(Crc32(zeros), zlib(zeros.data(), zeros.size(), 0));
+  EXPECT_EQ(Crc32(ones), zlib(ones.data(), ones.size(), 0));
 }
 
 TEST(CryptoTest, Pbkdf2IdKeyVector) {
