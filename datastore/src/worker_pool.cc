@@ -12,6 +12,7 @@ WorkerPool::WorkerPool(WorkerPoolOptions options)
       slots_(options.slots ? options.slots : 2 * (read_threads_ + work_threads_)) {
   // A reader holding a slot must never wait for itself: at least one slot per reader.
   slots_ = std::max(slots_, read_threads_);
+  refill_batch_ = std::max<size_t>(1, slots_ / 2);
 }
 
 void WorkerPool::Stop(Status why) {
@@ -32,7 +33,11 @@ void WorkerPool::EndAt(size_t job) {
 
 size_t WorkerPool::AcquireFreeSlot() {
   std::unique_lock<std::mutex> lock(mu_);
-  free_cv_.wait(lock, [&] { return !free_.empty() || stop_.load(); });
+  if (free_.empty() && !stop_.load()) {
+    ++free_waiters_;
+    free_cv_.wait(lock, [&] { return !free_.empty() || stop_.load(); });
+    --free_waiters_;
+  }
   if (stop_.load()) return slots_;
   size_t slot = free_.back();
   free_.pop_back();
@@ -40,15 +45,22 @@ size_t WorkerPool::AcquireFreeSlot() {
 }
 
 void WorkerPool::ReleaseSlot(size_t slot) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(slot);
+    // A waiting reader is woken once a batch of slots is free, or at once when the workers are
+    // about to run dry: one wake-up (and context switch) per batch of reads, not per chunk.
+    // No lost wake-up: while the ready ring holds work, more releases follow, and the last of
+    // them sees an empty ring.
+    wake = free_waiters_ > 0 && (free_.size() >= refill_batch_ || ready_count_ == 0);
   }
-  free_cv_.notify_one();
+  if (wake) free_cv_.notify_all();
 }
 
 void WorkerPool::ReaderLoop(size_t job_count, const ReadFn& read) {
   for (;;) {
+    bool wake;
     if (stop_.load(std::memory_order_relaxed)) break;
     // Take the slot first, then the job number: with one reader this keeps reads in job order
     // and a job is never claimed by a reader that then gives up waiting for a slot.
@@ -68,8 +80,9 @@ void WorkerPool::ReaderLoop(size_t job_count, const ReadFn& read) {
       // Cannot overflow: the ring has one place per slot and each queued entry holds a slot.
       ready_[(ready_head_ + ready_count_) % slots_] = {job, slot};
       ++ready_count_;
+      wake = ready_waiters_ > 0;
     }
-    ready_cv_.notify_one();
+    if (wake) ready_cv_.notify_one();
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -83,7 +96,11 @@ void WorkerPool::WorkerLoop(size_t worker, const WorkFn& work) {
     std::pair<size_t, size_t> item;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      ready_cv_.wait(lock, [&] { return ready_count_ > 0 || readers_running_ == 0; });
+      if (ready_count_ == 0 && readers_running_ > 0) {
+        ++ready_waiters_;
+        ready_cv_.wait(lock, [&] { return ready_count_ > 0 || readers_running_ == 0; });
+        --ready_waiters_;
+      }
       if (ready_count_ == 0) return;  // readers done and queue drained
       item = ready_[ready_head_];
       ready_head_ = (ready_head_ + 1) % slots_;
@@ -105,6 +122,7 @@ Status WorkerPool::Run(size_t job_count, const ReadFn& read, const WorkFn& work)
     for (size_t i = slots_; i > 0; --i) free_.push_back(i - 1);  // slot 0 handed out first
     ready_.assign(slots_, {0, 0});
     ready_head_ = ready_count_ = 0;
+    free_waiters_ = ready_waiters_ = 0;
     readers_running_ = read_threads_;
   }
   if (job_count == 0) return Status::OK();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -33,6 +35,35 @@ TEST(WorkerPoolTest, EveryJobReadAndWorkedExactlyOnce) {
   for (size_t j = 0; j < kJobs; ++j) {
     EXPECT_EQ(read_count[j].load(), 1) << j;
     EXPECT_EQ(work_count[j].load(), j % 7 != 0 ? 1 : 0) << j;
+  }
+}
+
+// A waiting reader is woken only once a batch of slots is free or the workers run dry: no
+// shape of pool (threads, slots, failing reads, slow or fast work) may lose that wake-up.
+TEST(WorkerPoolTest, EveryShapeFinishesWithBatchedWakeUps) {
+  for (size_t readers = 1; readers <= 3; ++readers) {
+    for (size_t workers = 1; workers <= 3; ++workers) {
+      for (size_t slots = 1; slots <= 7; ++slots) {
+        WorkerPool pool({.read_threads = readers, .work_threads = workers, .slots = slots});
+        std::atomic<size_t> worked{0}, failed{0};
+        Status st = pool.Run(
+            300,
+            [&](size_t job, size_t) {
+              if (job % 5 == 3) {  // a failed read gives its slot straight back
+                failed++;
+                return false;
+              }
+              return true;
+            },
+            [&](size_t job, size_t, size_t) {
+              if (job % 11 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+              worked++;
+            });
+        ASSERT_TRUE(st.ok()) << st.ToString();
+        EXPECT_EQ(worked.load() + failed.load(), 300u)
+            << readers << " readers, " << workers << " workers, " << slots << " slots";
+      }
+    }
   }
 }
 

@@ -69,6 +69,7 @@ class WorkerPool {
   void ReleaseSlot(size_t slot);
 
   size_t read_threads_, work_threads_, slots_;
+  size_t refill_batch_;  // free slots that wake a waiting reader (half the slots)
   std::atomic<size_t> next_job_{0};
   std::atomic<size_t> job_limit_{0};
   std::atomic<bool> stop_{false};
@@ -79,6 +80,7 @@ class WorkerPool {
   std::vector<std::pair<size_t, size_t>> ready_;  // ring of (job, slot) awaiting work
   size_t ready_head_ = 0, ready_count_ = 0;
   size_t readers_running_ = 0;
+  size_t free_waiters_ = 0, ready_waiters_ = 0;  // threads blocked on free_cv_ / ready_cv_
   Status stop_status_;
 };
 
