@@ -40,6 +40,14 @@ Status ChunkUploader::Submit(DynamicIndexStream* stream, size_t index,
   return Status::OK();
 }
 
+std::vector<uint8_t> ChunkUploader::TakeBuffer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (spare_.empty()) return {};
+  std::vector<uint8_t> buf = std::move(spare_.back());
+  spare_.pop_back();
+  return buf;
+}
+
 void ChunkUploader::Shutdown() {
   std::deque<Job> dropped;
   {
@@ -71,6 +79,9 @@ void ChunkUploader::Loop() {
     Status st = writer_->StoreChunk(job.data, &d, &job.stream->stats_);
     if (!st.ok()) st = st.WithContext("archive '" + job.stream->archive() + "'");
     job.stream->ChunkDone(job.index, d, st);
+    job.data.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (spare_.size() < kMaxSpare) spare_.push_back(std::move(job.data));
   }
 }
 
@@ -85,13 +96,18 @@ Result<std::unique_ptr<DynamicIndexStream>> SnapshotWriter::BeginDynamicIndex(
                                    "and 4 MiB, got " + std::to_string(avg_chunk_size));
   if (!uploader_) {
     size_t threads = options_.work_threads < 1 ? 1 : options_.work_threads;
-    uploader_ = std::make_unique<ChunkUploader>(this, threads, threads + 2);
+    // Six chunks queued beyond one per thread: the producer (tar or file reading, pxar
+    // encoding, chunking) runs unevenly, and a deeper queue keeps the upload threads busy
+    // through its slow stretches (container import: ~78 % -> ~81 % of the bench ceiling).
+    uploader_ = std::make_unique<ChunkUploader>(this, threads, threads + 6);
   }
   std::unique_ptr<DynamicIndexStream> s(
       new DynamicIndexStream(this, archive, avg_chunk_size, kind));
   open_streams_.push_back(s.get());
   return s;
 }
+
+std::vector<uint8_t> SnapshotWriter::TakeChunkBuffer() { return uploader_->TakeBuffer(); }
 
 Status SnapshotWriter::SubmitChunk(DynamicIndexStream* stream, size_t index,
                                    std::vector<uint8_t> data) {
@@ -173,10 +189,10 @@ void DynamicIndexStream::ChunkDone(size_t index, const Digest& d, const Status& 
 }
 
 Status DynamicIndexStream::CutFront(size_t len) {
-  std::vector<uint8_t> chunk;
+  std::vector<uint8_t> chunk = writer_->TakeChunkBuffer();
   if (len == buf_.size()) {
     chunk.swap(buf_);
-    buf_.reserve(chunk.capacity());
+    if (buf_.capacity() < chunk.capacity()) buf_.reserve(chunk.capacity());
   } else {
     chunk.assign(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(len));
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(len));

@@ -266,6 +266,7 @@ class SnapshotWriter {
   Status CheckNewArchive(const std::string& archive, ArchiveType want);
   // Push-style streams: registration, chunk hand-off and the known-chunk path.
   Status SubmitChunk(DynamicIndexStream* stream, size_t index, std::vector<uint8_t> data);
+  std::vector<uint8_t> TakeChunkBuffer();  // a recycled (or new) empty chunk buffer
   Status AppendKnown(DynamicIndexStream* stream, const Digest& digest, uint64_t size);
   void ForgetStream(DynamicIndexStream* stream);
   // Digest, dedup and insert one chunk's plaintext; thread safe.
