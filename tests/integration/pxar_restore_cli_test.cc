@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -293,9 +294,11 @@ std::map<std::string, TarMember> ReadTar(const std::string& path, std::string* f
     size_t size;
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
       m.xattrs[name] = std::string(static_cast<const char*>(value), size);
-    if (const char* acl = archive_entry_acl_to_text(
-            e, nullptr, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT))
+    if (char* acl = archive_entry_acl_to_text(
+            e, nullptr, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)) {
       m.acl = acl;
+      std::free(acl);  // the caller owns libarchive's text
+    }
     if (m.type == 'f') {
       std::string data;
       char buf[65536];
