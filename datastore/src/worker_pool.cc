@@ -12,7 +12,6 @@ WorkerPool::WorkerPool(WorkerPoolOptions options)
       slots_(options.slots ? options.slots : 2 * (read_threads_ + work_threads_)) {
   // A reader holding a slot must never wait for itself: at least one slot per reader.
   slots_ = std::max(slots_, read_threads_);
-  refill_batch_ = std::max<size_t>(1, slots_ / 2);
 }
 
 void WorkerPool::Stop(Status why) {
@@ -53,14 +52,14 @@ void WorkerPool::ReleaseSlot(size_t slot) {
     // about to run dry: one wake-up (and context switch) per batch of reads, not per chunk.
     // No lost wake-up: while the ready ring holds work, more releases follow, and the last of
     // them sees an empty ring.
-    wake = free_waiters_ > 0 && (free_.size() >= refill_batch_ || ready_count_ == 0);
+    const size_t batch = std::max<size_t>(1, slots_ / 2);
+    wake = free_waiters_ > 0 && (free_.size() >= batch || ready_count_ == 0);
   }
   if (wake) free_cv_.notify_all();
 }
 
 void WorkerPool::ReaderLoop(size_t job_count, const ReadFn& read) {
   for (;;) {
-    bool wake;
     if (stop_.load(std::memory_order_relaxed)) break;
     // Take the slot first, then the job number: with one reader this keeps reads in job order
     // and a job is never claimed by a reader that then gives up waiting for a slot.
@@ -75,6 +74,7 @@ void WorkerPool::ReaderLoop(size_t job_count, const ReadFn& read) {
       ReleaseSlot(slot);
       continue;
     }
+    bool wake;
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Cannot overflow: the ring has one place per slot and each queued entry holds a slot.

@@ -69,7 +69,6 @@ class WorkerPool {
   void ReleaseSlot(size_t slot);
 
   size_t read_threads_, work_threads_, slots_;
-  size_t refill_batch_;  // free slots that wake a waiting reader (half the slots)
   std::atomic<size_t> next_job_{0};
   std::atomic<size_t> job_limit_{0};
   std::atomic<bool> stop_{false};
