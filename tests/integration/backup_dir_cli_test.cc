@@ -39,7 +39,7 @@ class BackupDirCliTest : public ::testing::Test {
  protected:
   // One datastore and one tree for the suite (creating a datastore is slow on some disks).
   static void SetUpTestSuite() {
-    tmp_ = new test::TempDir();
+    tmp_ = new test::TempDir(test::Scratch::kDisk);
     env_ = new std::vector<std::string>{"PBSKIT_LOCK_ROOT=" + *tmp_ / "locks", "TZ=UTC",
                                         "PBS_ENCRYPTION_PASSWORD="};
     auto r = Run({"datastore", "create", "store1", *tmp_ / "store"});

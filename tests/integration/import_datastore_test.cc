@@ -79,7 +79,7 @@ std::string ChunkPathOf(const std::string& store, const Digest& d) {
 class ImportDatastoreTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    tmp_ = new test::TempDir();
+    tmp_ = new test::TempDir(test::Scratch::kDisk);
     legacy_ = *tmp_ / "legacy";
     const std::string cmd = "python3 '" + test::TestData("legacy/make_legacy_datastores.py") +
                             "' '" + test::Binary() + "' '" + legacy_ + "'";

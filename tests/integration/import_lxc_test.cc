@@ -30,7 +30,7 @@ bool Contains(const std::string& s, const std::string& n) { return s.find(n) != 
 class ImportLxcTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    tmp_ = new test::TempDir();
+    tmp_ = new test::TempDir(test::Scratch::kDisk);
     auto r = Run({"datastore", "create", "store1", StorePath()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }

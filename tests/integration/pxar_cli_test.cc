@@ -153,7 +153,7 @@ class PxarCli : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PxarCli, CreateFromSourceTreeIsByteIdentical) {
   if (geteuid() != 0) GTEST_SKIP() << "owners, device nodes and capabilities need root";
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   if (!FullFeatureFs(tmp.path()))
     GTEST_SKIP() << "scratch file system does not keep xattrs/ACLs like ext4";
   const std::string name = GetParam();
@@ -185,7 +185,7 @@ TEST_P(PxarCli, ListPrintsWhatPxarListPrints) {
 
 TEST_P(PxarCli, ExtractThenCreateReproducesTheArchive) {
   if (geteuid() != 0) GTEST_SKIP() << "owners and device nodes need root";
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   if (!FullFeatureFs(tmp.path())) GTEST_SKIP() << "scratch file system lacks xattrs";
   const std::string name = GetParam();
   CommandResult x = RunCli({"pxar", "extract", Fixture("pxar/" + name + ".pxar"), tmp / "x"});
@@ -199,7 +199,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, PxarCli, ::testing::Values("tree1", "tree2", 
 
 TEST(PxarCliMisc, SplitArchiveCreateListExtract) {
   if (geteuid() != 0) GTEST_SKIP() << "device nodes need root";
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   CommandResult x = RunCli({"pxar", "extract", Fixture("pxar/tree1.pxar"), tmp / "src"});
   ASSERT_EQ(x.exit_code, 0) << x.err;
   CommandResult c = RunCli({"pxar", "create", tmp / "t.mpxar", tmp / "src", "--payload-output",
@@ -223,7 +223,7 @@ TEST(PxarCliMisc, SplitArchiveCreateListExtract) {
 }
 
 TEST(PxarCliMisc, ExtractPattern) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   CommandResult x = RunCli({"pxar", "extract", Fixture("pxar/tree2.pxar"), tmp / "x",
                             "--pattern", "d01", "--pattern", "d02/f03.txt"});
   ASSERT_EQ(x.exit_code, 0) << x.err;
@@ -235,7 +235,7 @@ TEST(PxarCliMisc, ExtractPattern) {
 }
 
 TEST(PxarCliMisc, Errors) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   // The output archive must not exist (like pxar create).
   pbskit::test::WriteText(tmp / "exists.pxar", "x");
   CommandResult c = RunCli({"pxar", "create", tmp / "exists.pxar", tmp.path()});

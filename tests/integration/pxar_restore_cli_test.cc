@@ -95,7 +95,7 @@ CommandResult Restore(const std::vector<std::string>& extra) {
 }
 
 TEST(PxarRestoreCli, FixtureArchivesRestoreExactly) {
-  TempDir tmp;
+  TempDir tmp(test::Scratch::kDisk);
   struct Case {
     std::string ns, snap;
   };
@@ -114,7 +114,7 @@ TEST(PxarRestoreCli, FixtureArchivesRestoreExactly) {
 }
 
 TEST(PxarRestoreCli, FixtureCt101MatchesTheReadme) {
-  TempDir tmp;
+  TempDir tmp(test::Scratch::kDisk);
   const std::string t = tmp / "ct101";
   CommandResult r = Restore({"--store", FixtureStore(), kCt, "root.pxar", t});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -170,7 +170,7 @@ TEST(PxarRestoreCli, FixtureCt101MatchesTheReadme) {
 }
 
 TEST(PxarRestoreCli, PatternsAndStdout) {
-  TempDir tmp;
+  TempDir tmp(test::Scratch::kDisk);
   std::string t = tmp / "p1";
   CommandResult r = Restore({"--store", FixtureStore(), kCt, "root.pxar", t, "--pattern", "usr/**",
                              "--pattern", "!libfoo*"});
@@ -200,7 +200,7 @@ TEST(PxarRestoreCli, PatternsAndStdout) {
 }
 
 TEST(PxarRestoreCli, DamagedChunkFailsNamingIt) {
-  TempDir tmp;
+  TempDir tmp(test::Scratch::kDisk);
   test::CopyTree(FixtureStore(), tmp / "store");
   const std::string digest = "53c2ce48849a6ec51daed2c04a2857e6d0af920f49f37159b43b62cf86743dbd";
   const std::string chunk = tmp / ("store/.chunks/53c2/" + digest);
@@ -317,7 +317,7 @@ std::map<std::string, TarMember> ReadTar(const std::string& path, std::string* f
 }
 
 TEST(PxarRestoreCli, ExportWritesAPaxTarThatReadsBack) {
-  TempDir tmp;
+  TempDir tmp(test::Scratch::kDisk);
   for (const std::string file : {"ct.tar", "ct.tar.zst"}) {
     SCOPED_TRACE(file);
     CommandResult r = RunCli({"export", "--store", FixtureStore(), kCt, "root.pxar", tmp / file});
@@ -383,7 +383,7 @@ TEST(PxarRestoreCli, ExportWritesAPaxTarThatReadsBack) {
 class CreatedArchiveStore : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    tmp_ = new TempDir();
+    tmp_ = new TempDir(test::Scratch::kDisk);
     const std::string src = *tmp_ / "src";
     std::filesystem::create_directories(src + "/a/b");
     std::filesystem::create_directories(src + "/empty");
@@ -485,7 +485,7 @@ TEST_F(CreatedArchiveStore, LsWithoutCatalogAndExportOfASplitArchive) {
 class BackupDirRoundTrip : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    tmp_ = new TempDir();
+    tmp_ = new TempDir(test::Scratch::kDisk);
     auto store = DataStore::Create(*tmp_ / "store", "store1");
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     const std::string src = *tmp_ / "src";

@@ -475,6 +475,10 @@ TEST_F(ServerProtocolTest, AbortedUploadLeavesNothing) {
     ASSERT_TRUE(up.ok());
     ASSERT_TRUE((*up)->Write(std::span<const uint8_t>(image.data(), 9 * kMiB)).ok());
     EXPECT_TRUE(fs::exists(snapshot_dir));
+    auto running = Rest()->Call("GET", "/nodes/localhost/tasks",
+                                {{"running", "1"}, {"typefilter", "backup"}});
+    ASSERT_TRUE(running.ok()) << running.status().ToString();
+    EXPECT_EQ(running->as_array().size(), 1u);
     (*c)->Abort();  // the connection drops mid-upload
     up->reset();
   }
@@ -484,6 +488,16 @@ TEST_F(ServerProtocolTest, AbortedUploadLeavesNothing) {
   }
   EXPECT_FALSE(fs::exists(snapshot_dir));
   auto rest = Rest();
+  // The backup task ends only after its locks are released; the directory goes first.
+  bool task_ended = false;
+  for (int i = 0; i < 1200 && !task_ended; ++i) {
+    auto running = rest->Call("GET", "/nodes/localhost/tasks",
+                              {{"running", "1"}, {"typefilter", "backup"}});
+    ASSERT_TRUE(running.ok()) << running.status().ToString();
+    task_ended = running->as_array().empty();
+    if (!task_ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(task_ended);
   auto snaps = rest->Call("GET", "/admin/datastore/store1/snapshots",
                           {{"backup-type", "vm"}, {"backup-id", "500"}});
   if (snaps.ok()) {

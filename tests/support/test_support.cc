@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,9 +28,24 @@ std::string TestData(const std::string& rel) {
 }
 std::string Binary() { return PBSKIT_BINARY; }
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/pbskit-test-XXXXXX";
+std::string ScratchBase(Scratch where) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string disk = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  const char* force = std::getenv("PBSKIT_TEST_SCRATCH");
+  if (where == Scratch::kDisk || (force && std::string(force) == "disk")) return disk;
+  constexpr int64_t kTmpfsMagic = 0x01021994;
+  constexpr uint64_t kNeeded = 2ull << 30;
+  struct statfs s {};
+  if (::statfs("/dev/shm", &s) != 0 || static_cast<int64_t>(s.f_type) != kTmpfsMagic ||
+      ::access("/dev/shm", W_OK | X_OK) != 0 ||
+      static_cast<uint64_t>(s.f_bavail) * static_cast<uint64_t>(s.f_bsize) < kNeeded) {
+    return disk;
+  }
+  return "/dev/shm";
+}
+
+TempDir::TempDir(Scratch where) {
+  std::string tmpl = ScratchBase(where) + "/pbskit-test-XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   path_ = tmpl;
 }

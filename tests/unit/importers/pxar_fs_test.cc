@@ -211,7 +211,7 @@ Status Extract(const std::vector<uint8_t>& archive, const std::string& target,
 }
 
 TEST(PxarFs, RoundTripEveryEntryType) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   std::string src = tmp / "src", dst = tmp / "dst";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
   bool full = FullFeatureFs(tmp.path());
@@ -272,7 +272,7 @@ TEST(PxarFs, RoundTripEveryEntryType) {
 }
 
 TEST(PxarFs, SplitArchiveRoundTrip) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   std::string src = tmp / "src", dst = tmp / "dst";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
   BuildTree(src, FullFeatureFs(tmp.path()));
@@ -298,7 +298,7 @@ TEST(PxarFs, SplitArchiveRoundTrip) {
 }
 
 TEST(PxarFs, ExtractWithPattern) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   std::string src = tmp / "src", dst = tmp / "dst";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
   BuildTree(src, false);
@@ -317,7 +317,7 @@ TEST(PxarFs, ExtractWithPattern) {
 }
 
 TEST(PxarFs, ExistingFileIsNotOverwritten) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   std::string src = tmp / "src", dst = tmp / "dst";
   ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
   WriteText(src + "/f", "new");
@@ -342,7 +342,7 @@ pxar::Metadata Meta(uint64_t mode) {
 // A hostile archive with a symlink and then a directory of the same name, and a hardlink
 // whose target path runs through that symlink: nothing may be written outside the target.
 TEST(PxarFs, ExtractionStaysInsideTarget) {
-  TempDir tmp;
+  TempDir tmp(pbskit::test::Scratch::kDisk);
   std::string outside = tmp / "outside", dst = tmp / "dst";
   ASSERT_EQ(mkdir(outside.c_str(), 0755), 0);
   WriteText(outside + "/secret", "s");

@@ -126,7 +126,7 @@ class LxcTarTest : public ::testing::Test {
     test::WriteFile(p, bytes);
     return p;
   }
-  TempDir tmp_;
+  TempDir tmp_{test::Scratch::kDisk};
 };
 
 void SetTimes(const std::string& p, int64_t sec, long nsec) {
