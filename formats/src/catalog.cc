@@ -388,6 +388,35 @@ Result<std::vector<CatalogEntry>> CatalogReader::ListDirectory(std::string_view 
   return ReadDirectory(block);
 }
 
+Result<std::vector<CatalogEntry>> CatalogReader::ListDirContents(std::string_view path) const {
+  uint64_t block = root_;
+  if (path != "/") {
+    std::string_view rest = path;
+    if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+    bool is_dir = true;
+    size_t pos = 0;
+    for (;;) {
+      const size_t slash = std::min(rest.find('/', pos), rest.size());
+      const std::string_view component = rest.substr(pos, slash - pos);
+      if (!is_dir) return Status::InvalidArgument("parent is not a directory - internal error");
+      PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> entries, ReadDirectory(block));
+      auto it = std::find_if(entries.begin(), entries.end(),
+                             [&](const CatalogEntry& e) { return e.name == component; });
+      if (it == entries.end()) {
+        std::string msg = "path ";
+        AppendQuotedPath(path, &msg);
+        return Status::NotFound(msg + " not found in catalog");
+      }
+      is_dir = it->type == CatalogEntryType::kDirectory;
+      block = it->offset;
+      if (slash == rest.size()) break;
+      pos = slash + 1;
+    }
+    if (!is_dir) return Status::InvalidArgument("parent is not a directory - internal error");
+  }
+  return ReadDirectory(block);
+}
+
 Result<std::string> CatalogReader::List() const {
   std::string out;
   PBSKIT_RETURN_IF_ERROR(Walk([&out](const std::string& path, const CatalogEntry& e) {

@@ -168,4 +168,78 @@ Result<std::vector<uint8_t>> Base64Decode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+constexpr uint8_t kBase64Invalid = 0xff;
+
+uint8_t Base64Value(uint8_t c) {
+  if (c >= 'A' && c <= 'Z') return static_cast<uint8_t>(c - 'A');
+  if (c >= 'a' && c <= 'z') return static_cast<uint8_t>(c - 'a' + 26);
+  if (c >= '0' && c <= '9') return static_cast<uint8_t>(c - '0' + 52);
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return kBase64Invalid;
+}
+
+Status InvalidSymbol(size_t offset, uint8_t byte) {
+  return Status::InvalidArgument("Invalid symbol " + std::to_string(byte) + ", offset " +
+                                 std::to_string(offset) + ".");
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> Base64DecodeIndifferentPad(std::string_view text) {
+  // The crate's order of checks: a stray last byte of a 4n+1 input, the complete quads before
+  // the last one, then the last (possibly partial, possibly padded) quad.
+  const auto* in = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t len = text.size(), rem = len % 4;
+  if (rem == 1 && in[len - 1] != '=' && Base64Value(in[len - 1]) == kBase64Invalid)
+    return InvalidSymbol(len - 1, in[len - 1]);
+  size_t body = len - rem;
+  if (rem == 0) body = len >= 4 ? len - 4 : 0;
+  std::vector<uint8_t> out;
+  out.reserve(len / 4 * 3 + 3);
+  for (size_t i = 0; i < body; i += 4) {
+    uint32_t v = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      uint8_t m = Base64Value(in[i + k]);
+      if (m == kBase64Invalid) return InvalidSymbol(i + k, in[i + k]);
+      v = (v << 6) | m;
+    }
+    out.push_back(static_cast<uint8_t>(v >> 16));
+    out.push_back(static_cast<uint8_t>(v >> 8));
+    out.push_back(static_cast<uint8_t>(v));
+  }
+  uint8_t morsels[4] = {0, 0, 0, 0};
+  size_t count = 0, padding = 0, first_pad = 0;
+  uint8_t last = 0;
+  for (size_t i = body; i < len; ++i) {
+    const uint8_t b = in[i];
+    if (b == '=') {
+      if (i - body < 2) return InvalidSymbol(i, b);
+      if (padding++ == 0) first_pad = i;
+      continue;
+    }
+    if (padding > 0) return InvalidSymbol(first_pad, '=');
+    const uint8_t m = Base64Value(b);
+    if (m == kBase64Invalid) return InvalidSymbol(i, b);
+    last = b;
+    morsels[count++] = m;
+  }
+  if (len > 0 && count < 2)
+    return Status::InvalidArgument("Invalid input length: " + std::to_string(body + count));
+  const size_t bytes = count * 6 / 8;
+  uint32_t v = (uint32_t{morsels[0]} << 26) | (uint32_t{morsels[1]} << 20) |
+               (uint32_t{morsels[2]} << 14) | (uint32_t{morsels[3]} << 8);
+  const uint32_t mask = bytes >= 4 ? 0 : ~uint32_t{0} >> (bytes * 8);
+  if ((v & mask) != 0)
+    return Status::InvalidArgument("Invalid last symbol " + std::to_string(last) + ", offset " +
+                                   std::to_string(body + count - 1) + ".");
+  for (size_t k = 0; k < bytes; ++k) {
+    out.push_back(static_cast<uint8_t>(v >> 24));
+    v <<= 8;
+  }
+  return out;
+}
+
 }  // namespace pbskit

@@ -94,4 +94,49 @@ std::string ListLine(const Entry& entry) {
   return RustDebugQuote(entry.path);
 }
 
+namespace {
+
+std::string BytesDebug(std::string_view data) {
+  std::string out = "[";
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(static_cast<unsigned>(static_cast<uint8_t>(data[i])));
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+std::string RustEntryKindDebug(const Entry& entry, uint64_t position) {
+  switch (entry.kind) {
+    case EntryKind::kVersion:
+      return "Version(Version" + std::to_string(entry.format_version) + ")";
+    case EntryKind::kPrelude:
+      return "Prelude(Prelude { data: " + BytesDebug(entry.prelude) + " })";
+    case EntryKind::kDirectory: return "Directory";
+    case EntryKind::kDirectoryEnd: return "GoodbyeTable";
+    case EntryKind::kFifo: return "Fifo";
+    case EntryKind::kSocket: return "Socket";
+    case EntryKind::kSymlink:
+      return "Symlink(Symlink { data: " + BytesDebug(entry.link_target) + " })";
+    case EntryKind::kHardlink:
+      return "Hardlink(Hardlink { offset: " + std::to_string(entry.hardlink_offset) +
+             ", data: " + BytesDebug(entry.link_target) + " })";
+    case EntryKind::kDevice:
+      return "Device(Device { major: " + std::to_string(entry.device.major) +
+             ", minor: " + std::to_string(entry.device.minor) + " })";
+    case EntryKind::kFile: {
+      // pxar records the stream position after the PAYLOAD header (unified) or after the
+      // PAYLOAD_REF header, before its 16 bytes of offset and size (split).
+      const uint64_t offset = entry.payload_offset ? position - 16 : position;
+      return "File { size: " + std::to_string(entry.file_size) + ", offset: Some(" +
+             std::to_string(offset) + "), payload_offset: " +
+             (entry.payload_offset ? "Some(" + std::to_string(*entry.payload_offset) + ")"
+                                   : std::string("None")) +
+             " }";
+    }
+  }
+  return "";
+}
+
 }  // namespace pbskit::pxar

@@ -330,6 +330,35 @@ TEST(Catalog, ListDirectoryByPath) {
   EXPECT_EQ(q, "\"a\\\"b\\u{1}\\u{7f}\"");
 }
 
+// PBS's list_dir_contents lookup: "/" is the root, empty components are real (and missing)
+// names, and the not-found message quotes the whole path.
+TEST(Catalog, ListDirContentsLikePbs) {
+  const auto data = FixtureCatalog("ct/101/2024-05-01T11:00:00Z");
+  auto r = CatalogReader::Open(data, "ct101").value();
+  auto root = r.ListDirContents("/");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  ASSERT_EQ(root->size(), 1u);
+  EXPECT_EQ((*root)[0].name, "root.pxar.didx");
+  auto user = r.ListDirContents("/root.pxar.didx/home/user");
+  ASSERT_TRUE(user.ok()) << user.status().ToString();
+  EXPECT_EQ(user->size(), 3u);
+  EXPECT_TRUE(r.ListDirContents("root.pxar.didx/home/user").ok());
+
+  auto trailing = r.ListDirContents("/root.pxar.didx/home/user/");
+  EXPECT_EQ(trailing.status().code(), Code::kNotFound);
+  EXPECT_EQ(trailing.status().message(),
+            "path \"/root.pxar.didx/home/user/\" not found in catalog");
+  EXPECT_EQ(r.ListDirContents("").status().message(), "path \"\" not found in catalog");
+  EXPECT_EQ(r.ListDirContents("/root.pxar.didx/..").status().code(), Code::kNotFound);
+  auto nul = r.ListDirContents(std::string("/root.pxar.didx/a\0b", 19));
+  EXPECT_EQ(nul.status().message(), "path \"/root.pxar.didx/a\\0b\" not found in catalog");
+  auto file = r.ListDirContents("/root.pxar.didx/etc/hosts");
+  EXPECT_EQ(file.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(file.status().message(), "parent is not a directory - internal error");
+  EXPECT_EQ(r.ListDirContents("/root.pxar.didx/etc/hosts/x").status().message(),
+            "parent is not a directory - internal error");
+}
+
 TEST(Catalog, GarbageIsCorruption) {
   const auto good = FixtureCatalog("ct/101/2024-05-01T11:00:00Z");
   auto open_list = [](const std::vector<uint8_t>& bytes) -> Status {

@@ -106,5 +106,37 @@ TEST(CryptoTest, HexAndBase64RoundTrip) {
   EXPECT_EQ(s.Finish(), Sha256("abc"));
 }
 
+// The base64 crate's (0.22) decoding rules and messages, as proxmox_base64::decode uses them.
+TEST(CryptoTest, Base64IndifferentPadFollowsTheRustCrate) {
+  auto text = [](std::string_view b64) {
+    auto r = Base64DecodeIndifferentPad(b64);
+    EXPECT_TRUE(r.ok()) << b64 << ": " << r.status().ToString();
+    return r.ok() ? std::string(r->begin(), r->end()) : std::string("<error>");
+  };
+  EXPECT_EQ(text(""), "");
+  EXPECT_EQ(text("QQ=="), "A");
+  EXPECT_EQ(text("QQ="), "A");
+  EXPECT_EQ(text("QQ"), "A");
+  EXPECT_EQ(text("QUI"), "AB");
+  EXPECT_EQ(text("QUJD"), "ABC");
+  EXPECT_EQ(text("L3Jvb3QucHhhci5kaWR4L2V0Yw=="), "/root.pxar.didx/etc");
+  EXPECT_EQ(text("L3Jvb3QucHhhci5kaWR4L2V0Yw"), "/root.pxar.didx/etc");
+  auto err = [](std::string_view b64) {
+    auto r = Base64DecodeIndifferentPad(b64);
+    EXPECT_FALSE(r.ok()) << b64;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    return r.status().message();
+  };
+  EXPECT_EQ(err("!!!!"), "Invalid symbol 33, offset 0.");
+  EXPECT_EQ(err("QUJD!UJD"), "Invalid symbol 33, offset 4.");
+  EXPECT_EQ(err("QQ==QUJD"), "Invalid symbol 61, offset 2.");
+  EXPECT_EQ(err("Q==="), "Invalid symbol 61, offset 1.");
+  EXPECT_EQ(err("QQ=A"), "Invalid symbol 61, offset 2.");
+  EXPECT_EQ(err("QUJDQ"), "Invalid input length: 5");
+  EXPECT_EQ(err("QUJD\n"), "Invalid symbol 10, offset 4.");
+  EXPECT_EQ(err("QR=="), "Invalid last symbol 82, offset 1.");
+  EXPECT_EQ(err("QUJ-"), "Invalid symbol 45, offset 3.");
+}
+
 }  // namespace
 }  // namespace pbskit

@@ -164,5 +164,27 @@ TEST(PxarListing, RustDebugQuoting) {
   EXPECT_EQ(RustDebugQuote("e\xcc\x81"), "\"e\\u{301}\"");
 }
 
+TEST(PxarListing, EntryKindAsRustDebug) {
+  Entry e;
+  e.kind = EntryKind::kFifo;
+  EXPECT_EQ(RustEntryKindDebug(e, 0), "Fifo");
+  e.kind = EntryKind::kSymlink;
+  e.link_target = "ab";
+  EXPECT_EQ(RustEntryKindDebug(e, 0), "Symlink(Symlink { data: [97, 98] })");
+  e.kind = EntryKind::kDevice;
+  e.device = Device{1, 3};
+  EXPECT_EQ(RustEntryKindDebug(e, 0), "Device(Device { major: 1, minor: 3 })");
+  e.kind = EntryKind::kHardlink;
+  e.hardlink_offset = 96;
+  e.link_target = "a";
+  EXPECT_EQ(RustEntryKindDebug(e, 0), "Hardlink(Hardlink { offset: 96, data: [97] })");
+  e.kind = EntryKind::kFile;
+  e.file_size = 5;
+  EXPECT_EQ(RustEntryKindDebug(e, 170), "File { size: 5, offset: Some(170), payload_offset: None }");
+  e.payload_offset = 40;
+  EXPECT_EQ(RustEntryKindDebug(e, 186),
+            "File { size: 5, offset: Some(170), payload_offset: Some(40) }");
+}
+
 }  // namespace
 }  // namespace pbskit::pxar

@@ -100,6 +100,14 @@ class CatalogReader {
   // missing component, InvalidArgument when a component is not a directory, Corruption for
   // malformed blocks.
   Result<std::vector<CatalogEntry>> ListDirectory(std::string_view path) const;
+  // PBS's CatalogReader::list_dir_contents lookup (what the catalog API serves): `path` "/" is
+  // the root (one directory per archive); otherwise one leading '/' is dropped and the rest is
+  // split at every '/' with empty components kept, each looked up in turn (the first entry of
+  // a name wins). Returns the entries of the directory found. NotFound `path "<path>" not
+  // found in catalog` (the path quoted as by AppendQuotedPath), InvalidArgument "parent is not
+  // a directory - internal error" when a component or the target is not a directory,
+  // Corruption for malformed blocks.
+  Result<std::vector<CatalogEntry>> ListDirContents(std::string_view path) const;
   // The listing PBS's catalog dump prints, one line per entry:
   //   d "path"  |  f "path" SIZE MTIME  |  l/h/b/c/p/s "path"
   Result<std::string> List() const;

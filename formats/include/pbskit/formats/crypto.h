@@ -65,5 +65,11 @@ Status Aes256GcmDecrypt(std::span<const uint8_t, 32> key, std::span<const uint8_
 // Standard base64 (padded), as serde/proxmox write key material.
 std::string Base64Encode(std::span<const uint8_t> data);
 Result<std::vector<uint8_t>> Base64Decode(std::string_view text);
+// Standard base64 with optional padding, decoded exactly as PBS's proxmox_base64::decode does
+// (the base64 crate's GeneralPurpose engine, padding indifferent, no trailing bits): nothing
+// but the alphabet and up to two '=' ending the last quad. InvalidArgument with the crate's
+// messages: "Invalid symbol <byte>, offset <n>.", "Invalid input length: <n>", "Invalid last
+// symbol <byte>, offset <n>.". Pure.
+Result<std::vector<uint8_t>> Base64DecodeIndifferentPad(std::string_view text);
 
 }  // namespace pbskit
