@@ -13,8 +13,8 @@
 
 #include "keyfile.h"
 #include "output.h"
-#include "pbskit/importers/pxar_export.h"
-#include "pbskit/importers/pxar_restore.h"
+#include "pbskit/datastore/pxar_archive.h"
+#include "pbskit/datastore/pxar_export.h"
 #include "registry.h"
 #include "store_args.h"
 
@@ -39,7 +39,7 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 int RunExport(GlobalOptions& g, const ExportArgs& a) {
   auto ref = ParseSnapshotArg(a.ns, a.snapshot);
   if (!ref.ok()) return ReportError(ref.status(), 2);
-  if (!importers::IsPxarArchiveName(a.archive))
+  if (!IsPxarArchiveName(a.archive))
     return ReportError(
         Status::InvalidArgument("unable to export '" + a.archive +
                                 "' as tar: only pxar archives (.pxar, .mpxar/.ppxar) hold file "
@@ -57,7 +57,7 @@ int RunExport(GlobalOptions& g, const ExportArgs& a) {
   auto opened = OpenStoreArg(g, a.store);
   if (!opened.ok()) return ReportStoreError(opened.status());
   auto t0 = std::chrono::steady_clock::now();
-  auto archive = importers::StorePxarArchive::Open(opened->store, ref->ns, ref->dir, a.archive,
+  auto archive = StorePxarArchive::Open(opened->store, ref->ns, ref->dir, a.archive,
                                                    crypt ? &*crypt : nullptr, {});
   if (!archive.ok()) {
     Code c = archive.status().code();
@@ -80,10 +80,10 @@ int RunExport(GlobalOptions& g, const ExportArgs& a) {
           Status::FromErrno(errno, "unable to create target file \"" + a.target + "\""), 1);
     ::fchmod(fd, 0644);
   }
-  importers::PxarTarOptions o;
-  o.zstd = zstd;
+  PxarExportOptions o;
+  o.format = zstd ? PxarExportFormat::kTarZstd : PxarExportFormat::kTar;
   o.warn = [](const std::string& w) { std::cerr << "Warning: " << w << "\n"; };
-  auto stats = importers::ExportPxarAsTar((*archive)->decoder(), fd, o);
+  auto stats = ExportPxar((*archive)->decoder(), fd, o);
   Status result = stats.status();
   if (!tmp.empty()) {
     if (result.ok() && ::fsync(fd) != 0) result = Status::FromErrno(errno, "fsync " + tmp);

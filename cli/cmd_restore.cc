@@ -44,7 +44,7 @@ int RestorePxarToDir(std::shared_ptr<DataStore> store, const SnapshotRef& ref, c
   auto t0 = std::chrono::steady_clock::now();
   pxar::DecoderOptions dopts;
   dopts.report_directory_end = true;
-  auto archive = importers::StorePxarArchive::Open(store, ref.ns, ref.dir, a.archive, crypt, dopts);
+  auto archive = StorePxarArchive::Open(store, ref.ns, ref.dir, a.archive, crypt, dopts);
   if (!archive.ok()) {
     Code c = archive.status().code();
     return ReportError(archive.status(),
@@ -97,7 +97,7 @@ int RunRestore(GlobalOptions& g, const RestoreArgs& a) {
     Status st = matches.Add(p);
     if (!st.ok()) return ReportError(st, 2);
   }
-  const bool pxar = importers::IsPxarArchiveName(a.archive);
+  const bool pxar = IsPxarArchiveName(a.archive);
   if (!a.patterns.empty() && a.target == "-")
     return ReportError(Status::InvalidArgument("patterns not allowed when restoring to stdout"), 2);
   if (!a.patterns.empty() && !pxar)
@@ -114,7 +114,7 @@ int RunRestore(GlobalOptions& g, const RestoreArgs& a) {
     // Only a unified archive can be piped; the names resolve like for a directory restore.
     auto manifest = opened->store->LoadManifest(ref->ns, ref->dir);
     if (!manifest.ok()) return ReportError(manifest.status(), ExitCodeFor(manifest.status()));
-    auto names = importers::ResolvePxarArchiveNames(*manifest, a.archive);
+    auto names = ResolvePxarArchiveNames(*manifest, a.archive);
     if (!names.ok()) return ReportError(names.status(), 2);
     if (names->payload)
       return ReportError(Status::InvalidArgument("unable to pipe split archive"), 2);

@@ -9,7 +9,7 @@
 #include "output.h"
 #include "pbskit/formats/catalog.h"
 #include "pbskit/formats/crypto.h"
-#include "pbskit/importers/pxar_restore.h"
+#include "pbskit/datastore/pxar_archive.h"
 #include "registry.h"
 #include "store_args.h"
 
@@ -36,7 +36,7 @@ int RunLs(GlobalOptions& g, const LsArgs& a) {
   }
   auto opened = OpenStoreArg(g, a.store);
   if (!opened.ok()) return ReportStoreError(opened.status());
-  auto listing = importers::ListPxarArchive(opened->store, ref->ns, ref->dir, a.archive, a.path,
+  auto listing = ListPxarArchive(opened->store, ref->ns, ref->dir, a.archive, a.path,
                                             crypt ? &*crypt : nullptr);
   if (!listing.ok()) {
     Code c = listing.status().code();
@@ -45,7 +45,7 @@ int RunLs(GlobalOptions& g, const LsArgs& a) {
   }
   if (g.output_format != "text") {
     boost::json::array out;
-    for (const importers::PxarListEntry& e : listing->entries) {
+    for (const PxarListEntry& e : listing->entries) {
       boost::json::object o;
       std::string full = "/" + listing->archive + e.path;
       o["filepath"] = Base64Encode(
@@ -61,7 +61,7 @@ int RunLs(GlobalOptions& g, const LsArgs& a) {
     return 0;
   }
   std::string text;
-  for (const importers::PxarListEntry& e : listing->entries) {
+  for (const PxarListEntry& e : listing->entries) {
     text.push_back(e.type);
     text.push_back(' ');
     AppendQuotedPath(e.path, &text);

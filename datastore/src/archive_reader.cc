@@ -97,7 +97,8 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(std::shared_ptr<DataS
                                                            const BackupNamespace& ns,
                                                            const BackupDir& dir,
                                                            const std::string& archive,
-                                                           const CryptConfig* crypt) {
+                                                           const CryptConfig* crypt,
+                                                           bool check_manifest_key) {
   if (archive == kManifestBlobName)
     return Status::InvalidArgument("'index.json.blob' is the manifest, not an archive");
   std::unique_ptr<ArchiveReader> r(new ArchiveReader());
@@ -106,7 +107,8 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(std::shared_ptr<DataS
   PBSKIT_ASSIGN_OR_RETURN(r->manifest_, store->LoadManifest(ns, dir));
   // rsa-encrypted.key.blob is readable without the key (it is how the key is recovered).
   bool key_blob = archive == "rsa-encrypted.key.blob";
-  if (!(key_blob && !crypt)) PBSKIT_RETURN_IF_ERROR(CheckManifestKey(r->manifest_, crypt));
+  if (check_manifest_key && !(key_blob && !crypt))
+    PBSKIT_RETURN_IF_ERROR(CheckManifestKey(r->manifest_, crypt));
 
   const FileInfo* info = r->manifest_.Lookup(archive);
   if (!info) return Status::NotFound("manifest does not contain file '" + archive + "'");

@@ -1,6 +1,5 @@
-// pxar input from a datastore (DidxPxarSource over the real PBS 3.2.4 fixture store and over a
-// store holding a split archive), archive-name resolution, PBS's path patterns, and restores
-// driven through the store with PBS's match semantics.
+// PBS's path patterns and restores driven through a store holding a split archive with PBS's
+// match semantics (reading archives from a store is tested in unit/datastore/pxar_archive_test).
 #include "pbskit/importers/pxar_restore.h"
 
 #include <gtest/gtest.h>
@@ -12,8 +11,6 @@
 
 #include "pbskit/datastore/datastore.h"
 #include "pbskit/datastore/snapshot_writer.h"
-#include "pbskit/formats/crypto.h"
-#include "pbskit/formats/hex.h"
 #include "pbskit/formats/pxar/encoder.h"
 #include "pbskit/importers/pxar_fs.h"
 #include "pxar_store_util.h"
@@ -24,139 +21,10 @@ namespace {
 
 using pbskit::test::TempDir;
 
-constexpr char kCtSnapshot[] = "ct/101/2024-05-01T11:00:00Z";
-constexpr char kCtPxarSha[] = "80bd34b06226ac8bd829616679cd7c444c8297f3a9a5b827e5c58bfa420d00b5";
-
-std::shared_ptr<DataStore> FixtureStore() {
-  auto s = DataStore::Open(test::Fixture("pbs-3.2.4-datastore"), "store1");
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? *s : nullptr;
-}
-
 BackupDir Dir(const std::string& s) {
   auto d = BackupDir::Parse(s);
   EXPECT_TRUE(d.ok()) << s;
   return *d;
-}
-
-std::vector<uint8_t> ReadAllFrom(pxar::PxarSource* src, size_t step) {
-  std::vector<uint8_t> out, buf(step);
-  for (;;) {
-    auto n = src->Read(buf);
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
-    if (!n.ok() || *n == 0) break;
-    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<long>(*n));
-  }
-  return out;
-}
-
-TEST(DidxPxarSource, ServesTheFixtureStreamByteExactInAnyReadSize) {
-  auto store = FixtureStore();
-  ASSERT_TRUE(store);
-  auto idx = store->OpenDynamicIndex({}, Dir(kCtSnapshot), "root.pxar.didx");
-  ASSERT_TRUE(idx.ok()) << idx.status().ToString();
-  ASSERT_EQ(idx->chunk_count(), 7u);
-  for (size_t step : {1u << 20, 4093u, 65536u}) {
-    DidxPxarSource src(store->chunk_store(), *idx, CryptMode::kNone, nullptr, "root.pxar.didx");
-    std::vector<uint8_t> all = ReadAllFrom(&src, step);
-    EXPECT_EQ(all.size(), 475044u);
-    EXPECT_EQ(ToHex(Sha256(all)), kCtPxarSha) << "read size " << step;
-    EXPECT_EQ(src.chunks_loaded(), 7u);
-  }
-}
-
-TEST(DidxPxarSource, SkipPassesWholeChunksWithoutLoadingThem) {
-  auto store = FixtureStore();
-  ASSERT_TRUE(store);
-  auto idx = store->OpenDynamicIndex({}, Dir(kCtSnapshot), "root.pxar.didx");
-  ASSERT_TRUE(idx.ok());
-  DidxPxarSource whole(store->chunk_store(), *idx, CryptMode::kNone, nullptr, "a");
-  std::vector<uint8_t> all = ReadAllFrom(&whole, 1 << 20);
-
-  DidxPxarSource src(store->chunk_store(), *idx, CryptMode::kNone, nullptr, "a");
-  std::vector<uint8_t> buf(100);
-  ASSERT_TRUE(src.Read(buf).ok());  // chunk 0
-  // Chunk 4 spans [236905, 324096): skip into its middle, past chunks 1-3.
-  ASSERT_TRUE(src.Skip(250000 - 100).ok());
-  auto n = src.Read(buf);
-  ASSERT_TRUE(n.ok());
-  ASSERT_EQ(*n, 100u);
-  EXPECT_TRUE(std::equal(buf.begin(), buf.end(), all.begin() + 250000));
-  EXPECT_EQ(src.chunks_loaded(), 2u);
-  EXPECT_EQ(src.position(), 250100u);
-
-  Status past = src.Skip(475044);
-  EXPECT_EQ(past.code(), Code::kCorruption);
-  EXPECT_NE(past.message().find("unexpected end"), std::string::npos) << past.ToString();
-}
-
-TEST(DidxPxarSource, DamagedChunkIsNamedInTheError) {
-  TempDir tmp;
-  test::CopyTree(test::Fixture("pbs-3.2.4-datastore"), tmp / "store");
-  // Flip one payload byte of chunk 2 of ct/101's root.pxar (the CRC catches it).
-  const std::string digest = "a153558903be2a7380770c02b9fbfff0d26d2f3956a3f7ff10a7ca1259adeff6";
-  const std::string chunk = tmp / ("store/.chunks/a153/" + digest);
-  std::vector<uint8_t> bytes = test::ReadFile(chunk);
-  bytes[bytes.size() / 2] ^= 0x55;
-  test::WriteFile(chunk, bytes);
-  auto store = DataStore::Open(tmp / "store", "store1");
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto idx = (*store)->OpenDynamicIndex({}, Dir(kCtSnapshot), "root.pxar.didx");
-  ASSERT_TRUE(idx.ok());
-  DidxPxarSource src((*store)->chunk_store(), *idx, CryptMode::kNone, nullptr, "root.pxar.didx");
-  std::vector<uint8_t> buf(1 << 20);
-  Status st;
-  for (;;) {
-    auto n = src.Read(buf);
-    if (!n.ok()) {
-      st = n.status();
-      break;
-    }
-    if (*n == 0) break;
-  }
-  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
-  EXPECT_NE(st.message().find("root.pxar.didx"), std::string::npos) << st.ToString();
-  EXPECT_NE(st.message().find("chunk " + digest), std::string::npos) << st.ToString();
-
-  // A missing chunk is NotFound and names the chunk file.
-  std::filesystem::remove(chunk);
-  DidxPxarSource src2((*store)->chunk_store(), *idx, CryptMode::kNone, nullptr, "x");
-  ASSERT_TRUE(src2.Skip(175830).ok());
-  auto n = src2.Read(buf);
-  ASSERT_FALSE(n.ok());
-  EXPECT_EQ(n.status().code(), Code::kNotFound);
-  EXPECT_NE(n.status().message().find(digest), std::string::npos) << n.status().ToString();
-}
-
-Manifest ManifestWith(std::initializer_list<const char*> files) {
-  Manifest m;
-  for (const char* f : files) {
-    FileInfo fi;
-    fi.filename = f;
-    m.files.push_back(fi);
-  }
-  return m;
-}
-
-TEST(ResolvePxarArchiveNames, FollowsPbsGetPxarArchiveNames) {
-  Manifest unified = ManifestWith({"root.pxar.didx", "catalog.pcat1.didx"});
-  Manifest split = ManifestWith({"root.mpxar.didx", "root.ppxar.didx"});
-  auto r = ResolvePxarArchiveNames(unified, "root.pxar");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->archive, "root.pxar.didx");
-  EXPECT_FALSE(r->payload);
-  for (const char* name : {"root.pxar", "root.pxar.didx", "root.mpxar", "root.ppxar.didx"}) {
-    auto s = ResolvePxarArchiveNames(split, name);
-    ASSERT_TRUE(s.ok()) << name << ": " << s.status().ToString();
-    EXPECT_EQ(s->archive, "root.mpxar.didx") << name;
-    EXPECT_EQ(s->payload.value_or(""), "root.ppxar.didx") << name;
-  }
-  EXPECT_EQ(ResolvePxarArchiveNames(unified, "other.pxar").status().code(), Code::kNotFound);
-  EXPECT_EQ(ResolvePxarArchiveNames(unified, "root.mpxar").status().code(), Code::kNotFound);
-  EXPECT_EQ(ResolvePxarArchiveNames(unified, "drive-scsi0.img").status().code(),
-            Code::kInvalidArgument);
-  EXPECT_TRUE(IsPxarArchiveName("root.ppxar.didx"));
-  EXPECT_FALSE(IsPxarArchiveName("catalog.pcat1.didx"));
 }
 
 std::optional<bool> M(const std::vector<std::string>& patterns, const std::string& path,

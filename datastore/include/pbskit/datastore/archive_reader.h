@@ -65,12 +65,15 @@ class ArchiveReader {
   // manifest/index, "wrong size for file '<name>' (<manifest> != <actual>)" or "wrong checksum
   // for file '<name>'"; InvalidArgument for key problems (CheckManifestKey) or an encrypted
   // archive without key; IoError for read errors. Reading index.json.blob itself is refused
-  // (InvalidArgument): it is not an archive.
+  // (InvalidArgument): it is not an archive. `check_manifest_key` false reads the way the
+  // PBS server does (no key at hand): the manifest's key fingerprint and signature are not
+  // checked, so sign-only snapshots read without key (encrypted archives are still refused).
   static Result<std::unique_ptr<ArchiveReader>> Open(std::shared_ptr<DataStore> store,
                                                      const BackupNamespace& ns,
                                                      const BackupDir& dir,
                                                      const std::string& archive,
-                                                     const CryptConfig* crypt);
+                                                     const CryptConfig* crypt,
+                                                     bool check_manifest_key = true);
 
   const Manifest& manifest() const { return manifest_; }
   const FileInfo& file_info() const { return info_; }

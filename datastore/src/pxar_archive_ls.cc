@@ -1,23 +1,12 @@
 // Directory listings of pxar archives in a snapshot: the catalog when there is one, the pxar
 // metadata otherwise.
-#include "pbskit/formats/catalog.h"
-#include "pbskit/importers/pxar_restore.h"
+#include <algorithm>
 
-namespace pbskit::importers {
+#include "pbskit/datastore/pxar_archive.h"
+#include "pbskit/formats/pxar/listing.h"
+
+namespace pbskit {
 namespace {
-
-// "/a/b/" -> {"a", "b"}
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t slash = std::min(path.find('/', pos), path.size());
-    std::string_view c = path.substr(pos, slash - pos);
-    if (!c.empty() && c != ".") out.emplace_back(c);
-    pos = slash + 1;
-  }
-  return out;
-}
 
 std::string JoinPath(const std::vector<std::string>& parts, size_t n) {
   std::string p;
@@ -47,14 +36,7 @@ Result<std::optional<PxarListing>> ListFromCatalog(std::shared_ptr<DataStore> st
                                                    const std::string& archive,
                                                    const std::vector<std::string>& parts,
                                                    const CryptConfig* crypt) {
-  PBSKIT_ASSIGN_OR_RETURN(auto reader,
-                          ArchiveReader::Open(store, ns, dir, "catalog.pcat1.didx", crypt));
-  std::vector<uint8_t> data;
-  PBSKIT_RETURN_IF_ERROR(reader->ReadAll([&data](std::span<const uint8_t> d) {
-    data.insert(data.end(), d.begin(), d.end());
-    return Status::OK();
-  }));
-  PBSKIT_ASSIGN_OR_RETURN(CatalogReader catalog, CatalogReader::Open(data, "catalog.pcat1.didx"));
+  PBSKIT_ASSIGN_OR_RETURN(CatalogReader catalog, LoadSnapshotCatalog(store, ns, dir, crypt));
   PBSKIT_ASSIGN_OR_RETURN(std::vector<CatalogEntry> level,
                           catalog.ReadDirectory(catalog.root_offset()));
   const CatalogEntry* root = nullptr;
@@ -101,64 +83,88 @@ PxarListEntry FromPxar(const pxar::Entry& e) {
 
 Result<PxarListing> ListFromPxar(std::shared_ptr<DataStore> store, const BackupNamespace& ns,
                                  const BackupDir& dir, std::string_view name,
-                                 const std::vector<std::string>& parts, const CryptConfig* crypt) {
-  PBSKIT_ASSIGN_OR_RETURN(Manifest manifest, store->LoadManifest(ns, dir));
-  PBSKIT_ASSIGN_OR_RETURN(PxarArchiveNames names, ResolvePxarArchiveNames(manifest, name));
+                                 const std::vector<std::string>& parts, const CryptConfig* crypt,
+                                 bool check_manifest_key) {
   // Only the metadata stream is needed: the payload of a split archive is never read.
-  PBSKIT_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(store, ns, dir, names.archive, crypt));
-  DidxPxarSource src(store->chunk_store(), *reader->dynamic_index(), reader->file_info().crypt_mode,
-                     crypt, names.archive);
-  pxar::DecoderOptions opts;
-  opts.name = names.archive;
-  opts.report_directory_end = true;
-  pxar::Decoder dec(&src, nullptr, opts);
+  PxarOpenOptions opts;
+  opts.decoder.report_directory_end = true;
+  opts.metadata_only = true;
+  opts.check_manifest_key = check_manifest_key;
+  PBSKIT_ASSIGN_OR_RETURN(auto archive, StorePxarArchive::Open(store, ns, dir, name, crypt, opts));
   const std::string target = JoinPath(parts, parts.size());
   PxarListing out;
-  out.archive = names.archive;
-  bool found = false;
+  out.archive = archive->names().archive;
+  PBSKIT_ASSIGN_OR_RETURN(std::optional<pxar::Entry> found, archive->Find(target));
+  if (!found) return NoSuchEntry(target, out.archive);
+  if (found->kind != pxar::EntryKind::kDirectory) {
+    out.is_directory = false;
+    out.entries.push_back(FromPxar(*found));
+    out.kind_debug = pxar::RustEntryKindDebug(*found, archive->decoder()->position());
+    return out;
+  }
+  pxar::Decoder* dec = archive->decoder();
   pxar::Entry e;
   for (;;) {
-    PBSKIT_ASSIGN_OR_RETURN(bool more, dec.Next(&e));
+    PBSKIT_ASSIGN_OR_RETURN(bool more, dec->Next(&e));
     if (!more) break;
-    if (e.kind == pxar::EntryKind::kVersion || e.kind == pxar::EntryKind::kPrelude) continue;
     if (e.kind == pxar::EntryKind::kDirectoryEnd) {
-      if (found && e.path == target) break;  // nothing of the directory is left
+      if (e.path == target) break;  // nothing of the directory is left
       continue;
     }
-    if (e.path == target) {
-      found = true;
-      if (e.kind != pxar::EntryKind::kDirectory) {
-        out.is_directory = false;
-        out.entries.push_back(FromPxar(e));
-        break;
-      }
-      continue;
-    }
-    if (found) {
-      std::string_view parent(e.path);
-      parent = parent.substr(0, parent.rfind('/'));
-      if ((parent.empty() ? std::string_view("/") : parent) == target)
-        out.entries.push_back(FromPxar(e));
-    }
+    std::string_view parent(e.path);
+    parent = parent.substr(0, parent.rfind('/'));
+    if ((parent.empty() ? std::string_view("/") : parent) == target)
+      out.entries.push_back(FromPxar(e));
   }
-  if (!found) return NoSuchEntry(target, names.archive);
   return out;
 }
 
 }  // namespace
 
+std::vector<std::string> SplitArchivePath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = std::min(path.find('/', pos), path.size());
+    std::string_view c = path.substr(pos, slash - pos);
+    if (!c.empty() && c != ".") out.emplace_back(c);
+    pos = slash + 1;
+  }
+  return out;
+}
+
+Result<CatalogReader> LoadSnapshotCatalog(std::shared_ptr<DataStore> store,
+                                          const BackupNamespace& ns, const BackupDir& dir,
+                                          const CryptConfig* crypt, bool check_manifest_key) {
+  PBSKIT_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(store, ns, dir, kCatalogName, crypt,
+                                                           check_manifest_key));
+  std::vector<uint8_t> data;
+  PBSKIT_RETURN_IF_ERROR(reader->ReadAll([&data](std::span<const uint8_t> d) {
+    data.insert(data.end(), d.begin(), d.end());
+    return Status::OK();
+  }));
+  return CatalogReader::Open(data, kCatalogName);
+}
+
+Result<PxarListing> ListPxarArchiveMetadata(std::shared_ptr<DataStore> store,
+                                            const BackupNamespace& ns, const BackupDir& dir,
+                                            std::string_view name, std::string_view path,
+                                            const CryptConfig* crypt, bool check_manifest_key) {
+  return ListFromPxar(store, ns, dir, name, SplitArchivePath(path), crypt, check_manifest_key);
+}
+
 Result<PxarListing> ListPxarArchive(std::shared_ptr<DataStore> store, const BackupNamespace& ns,
                                     const BackupDir& dir, std::string_view name,
                                     std::string_view path, const CryptConfig* crypt) {
-  const std::vector<std::string> parts = SplitPath(path);
+  const std::vector<std::string> parts = SplitArchivePath(path);
   PBSKIT_ASSIGN_OR_RETURN(Manifest manifest, store->LoadManifest(ns, dir));
   PBSKIT_ASSIGN_OR_RETURN(PxarArchiveNames names, ResolvePxarArchiveNames(manifest, name));
-  if (manifest.Lookup("catalog.pcat1.didx")) {
+  if (manifest.Lookup(kCatalogName)) {
     PBSKIT_ASSIGN_OR_RETURN(auto listing,
                             ListFromCatalog(store, ns, dir, names.archive, parts, crypt));
     if (listing) return std::move(*listing);
   }
-  return ListFromPxar(store, ns, dir, name, parts, crypt);
+  return ListFromPxar(store, ns, dir, name, parts, crypt, true);
 }
 
-}  // namespace pbskit::importers
+}  // namespace pbskit

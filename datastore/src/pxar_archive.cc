@@ -1,12 +1,13 @@
-// pxar input from a datastore: chunk-by-chunk sources over dynamic indexes and the resolution
-// of a user's archive name to the unified or split archive the manifest lists.
+// pxar input from a datastore: chunk-by-chunk sources over dynamic indexes, the resolution of a
+// user's archive name to the unified or split archive the manifest lists, and finding one entry.
+#include "pbskit/datastore/pxar_archive.h"
+
 #include <algorithm>
 #include <cstring>
 
 #include "pbskit/formats/hex.h"
-#include "pbskit/importers/pxar_restore.h"
 
-namespace pbskit::importers {
+namespace pbskit {
 namespace {
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -106,29 +107,61 @@ Result<PxarArchiveNames> ResolvePxarArchiveNames(const Manifest& manifest, std::
 
 Result<std::unique_ptr<StorePxarArchive>> StorePxarArchive::Open(
     std::shared_ptr<DataStore> store, const BackupNamespace& ns, const BackupDir& dir,
-    std::string_view name, const CryptConfig* crypt, const pxar::DecoderOptions& options) {
+    std::string_view name, const CryptConfig* crypt, const PxarOpenOptions& options) {
   std::unique_ptr<StorePxarArchive> a(new StorePxarArchive());
   a->store_ = store;
+  a->ns_ = ns;
+  a->dir_ = dir;
+  a->crypt_ = crypt;
+  a->options_ = options;
   PBSKIT_ASSIGN_OR_RETURN(Manifest manifest, store->LoadManifest(ns, dir));
   PBSKIT_ASSIGN_OR_RETURN(a->names_, ResolvePxarArchiveNames(manifest, name));
   PBSKIT_ASSIGN_OR_RETURN(a->archive_reader_,
-                          ArchiveReader::Open(store, ns, dir, a->names_.archive, crypt));
+                          ArchiveReader::Open(store, ns, dir, a->names_.archive, crypt,
+                                              options.check_manifest_key));
   const ArchiveReader& ar = *a->archive_reader_;
   a->archive_src_ =
       std::make_unique<DidxPxarSource>(store->chunk_store(), *ar.dynamic_index(),
                                        ar.file_info().crypt_mode, crypt, a->names_.archive);
-  if (a->names_.payload) {
+  if (a->names_.payload && !options.metadata_only) {
     PBSKIT_ASSIGN_OR_RETURN(a->payload_reader_,
-                            ArchiveReader::Open(store, ns, dir, *a->names_.payload, crypt));
+                            ArchiveReader::Open(store, ns, dir, *a->names_.payload, crypt,
+                                                options.check_manifest_key));
     const ArchiveReader& pr = *a->payload_reader_;
     a->payload_src_ =
         std::make_unique<DidxPxarSource>(store->chunk_store(), *pr.dynamic_index(),
                                          pr.file_info().crypt_mode, crypt, *a->names_.payload);
   }
-  pxar::DecoderOptions opts = options;
+  pxar::DecoderOptions opts = options.decoder;
   if (opts.name == pxar::DecoderOptions{}.name) opts.name = a->names_.archive;
   a->decoder_ = std::make_unique<pxar::Decoder>(a->archive_src_.get(), a->payload_src_.get(), opts);
   return a;
+}
+
+Result<std::unique_ptr<StorePxarArchive>> StorePxarArchive::Reopen() const {
+  // The resolved server name is given, so the resolution picks the same archive again.
+  return Open(store_, ns_, dir_, names_.archive, crypt_, options_);
+}
+
+Result<std::optional<pxar::Entry>> StorePxarArchive::Find(std::string_view path) {
+  const std::string target(path.empty() ? "/" : path);
+  pxar::Entry e;
+  for (;;) {
+    PBSKIT_ASSIGN_OR_RETURN(bool more, decoder_->Next(&e));
+    if (!more) return std::optional<pxar::Entry>();
+    if (e.kind == pxar::EntryKind::kVersion || e.kind == pxar::EntryKind::kPrelude) continue;
+    if (e.kind == pxar::EntryKind::kDirectoryEnd) {
+      // Leaving a directory on the way to the target: the target is not in the archive.
+      if (e.path == "/" || (target.size() > e.path.size() && target[e.path.size()] == '/' &&
+                             target.compare(0, e.path.size(), e.path) == 0))
+        return std::optional<pxar::Entry>();
+      continue;
+    }
+    if (e.path == target) return std::optional<pxar::Entry>(std::move(e));
+    if (e.kind != pxar::EntryKind::kDirectory && target.size() > e.path.size() &&
+        target[e.path.size()] == '/' && target.compare(0, e.path.size(), e.path) == 0)
+      return Status::InvalidArgument("enter_directory() on a non-directory");
+  }
 }
 
 uint64_t StorePxarArchive::total_size() const {
@@ -139,4 +172,4 @@ uint64_t StorePxarArchive::chunks_loaded() const {
   return archive_src_->chunks_loaded() + (payload_src_ ? payload_src_->chunks_loaded() : 0);
 }
 
-}  // namespace pbskit::importers
+}  // namespace pbskit
