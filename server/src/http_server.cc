@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <condition_variable>
@@ -424,8 +425,14 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& [k, v] : response.headers) res->set(k, v);
     close_after_ = response.close || !keep_alive_;
     res->keep_alive(!close_after_);
-    res->content_length(response.body_stream_size);
-    stream_left_ = response.body_stream_size;
+    chunked_ = response.body_stream_chunked;
+    if (chunked_) {
+      res->chunked(true);
+      stream_left_ = UINT64_MAX;
+    } else {
+      res->content_length(response.body_stream_size);
+      stream_left_ = response.body_stream_size;
+    }
     producer_ = std::move(response.body_stream);
     auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
     beast::get_lowest_layer(*stream_).expires_after(impl_->options.body_timeout);
@@ -436,7 +443,45 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Chunked variant of StreamNext: each piece framed as one chunk, the final empty chunk after
+  // the producer reported the end.
+  void StreamNextChunk() {
+    if (stream_left_ == 0) {
+      producer_ = nullptr;
+      std::string().swap(piece_);
+      return OnWrite({});
+    }
+    auto more = producer_(&piece_);
+    if (!more.ok()) {
+      producer_ = nullptr;
+      close_after_ = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(*stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return Shutdown();
+    }
+    chunk_head_.clear();
+    chunk_tail_.clear();
+    if (!piece_.empty()) {
+      char size[32];
+      std::snprintf(size, sizeof size, "%zx\r\n", piece_.size());
+      chunk_head_ = size;
+      chunk_tail_ = "\r\n";
+    }
+    if (!*more) {
+      chunk_tail_ += "0\r\n\r\n";
+      stream_left_ = 0;
+    }
+    std::array<net::const_buffer, 3> bufs = {net::buffer(chunk_head_), net::buffer(piece_),
+                                             net::buffer(chunk_tail_)};
+    beast::get_lowest_layer(*stream_).expires_after(impl_->options.body_timeout);
+    net::async_write(*stream_, bufs, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Shutdown();
+      self->StreamNextChunk();
+    });
+  }
+
   void StreamNext() {
+    if (chunked_) return StreamNextChunk();
     if (stream_left_ == 0) {
       producer_ = nullptr;
       std::string().swap(piece_);
@@ -524,6 +569,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::function<Result<bool>(std::string*)> producer_;
   uint64_t stream_left_ = 0;
   std::string piece_;
+  bool chunked_ = false;
+  std::string chunk_head_, chunk_tail_;
 };
 
 }  // namespace

@@ -83,6 +83,11 @@ struct HttpResponse {
   // the connection: the header is already out, so the client sees a short body.
   std::function<Result<bool>(std::string* piece)> body_stream;
   uint64_t body_stream_size = 0;
+  // The length is not known in advance (archives made while they are sent): the body goes out
+  // with `Transfer-Encoding: chunked`, one chunk per piece, and `body_stream_size` is ignored.
+  // The last piece may come with `false`; an error ends the connection without the final
+  // empty chunk, so the client sees an incomplete body.
+  bool body_stream_chunked = false;
 };
 
 // Application side of the server. Thread safe: called concurrently from the I/O threads.
