@@ -263,9 +263,10 @@ Status PxarExportStream::State::WriteEntry(const Entry& e) {
   if (e.kind == EntryKind::kHardlink) return WriteHardlink(e);
   const bool zip_skips = !tar && (e.kind == EntryKind::kDevice || e.kind == EntryKind::kFifo);
   if (e.kind == EntryKind::kSocket || zip_skips) {
-    Warn(name + ": " + (e.kind == EntryKind::kSocket ? "socket" : e.kind == EntryKind::kFifo
-                                                                       ? "fifo"
-                                                                       : "device node") +
+    Warn(name + ": " +
+         (e.kind == EntryKind::kSocket ? "socket"
+          : e.kind == EntryKind::kFifo ? "fifo"
+                                       : "device node") +
          " ignored (" + (tar ? "tar" : "zip") + " cannot store it)");
     return Status::OK();
   }
@@ -273,7 +274,8 @@ Status PxarExportStream::State::WriteEntry(const Entry& e) {
   EntryPtr ae(archive_entry_new());
   archive_entry_copy_pathname(ae.get(), name.c_str());
   SetMetadata(ae.get(), e.metadata, tar);
-  if (e.kind == EntryKind::kFile) archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.file_size));
+  if (e.kind == EntryKind::kFile)
+    archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.file_size));
   if (e.kind == EntryKind::kSymlink) archive_entry_copy_symlink(ae.get(), e.link_target.c_str());
   if (e.kind == EntryKind::kDevice)
     archive_entry_set_rdev(ae.get(), makedev(e.device.major, e.device.minor));

@@ -4,8 +4,8 @@
 #include "pbskit/datastore/pxar_archive.h"
 
 #include <archive.h>
-#include <fcntl.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -160,7 +160,6 @@ TEST(ResolvePxarArchiveNames, FollowsPbsGetPxarArchiveNames) {
   EXPECT_FALSE(IsPxarArchiveName("catalog.pcat1.didx"));
 }
 
-
 // A small tree encoded by the pxar encoder, stored unified (host/u) and split (host/s):
 //   a/ f1, link1 (hardlink to a/f1), sub/ deep.txt
 //   b/ big.bin, fifo, hl + hl2 (hardlinks to a/f1), sym -> ../a/f1
@@ -282,8 +281,7 @@ class StoreArchiveTest : public ::testing::Test {
   }
   // The directory `path` of the archive of `dir` exported in `format` (null path: everything).
   static Result<std::string> Export(const char* dir, const char* path, PxarExportFormat format,
-                                    bool with_reopen = true,
-                                    PxarExportStats* stats = nullptr) {
+                                    bool with_reopen = true, PxarExportStats* stats = nullptr) {
     auto archive = Open(dir);
     if (!archive) return Status::Aborted("open failed");
     std::optional<pxar::Entry> top;
@@ -380,10 +378,9 @@ TEST_F(StoreArchiveTest, MetadataListingOfDirectoriesAndOtherEntries) {
   auto split = ListPxarArchiveMetadata(*store_, {}, Dir(kSplit), "root.pxar", "/top.txt", nullptr);
   ASSERT_TRUE(split.ok());
   EXPECT_NE(split->kind_debug.find("payload_offset: Some("), std::string::npos);
-  EXPECT_EQ(ListPxarArchiveMetadata(*store_, {}, Dir(kSplit), "root.pxar", "/c", nullptr)
-                .status()
-                .code(),
-            Code::kNotFound);
+  EXPECT_EQ(
+      ListPxarArchiveMetadata(*store_, {}, Dir(kSplit), "root.pxar", "/c", nullptr).status().code(),
+      Code::kNotFound);
 }
 
 TEST_F(StoreArchiveTest, ZipOfADirectoryCopiesHardlinkContentAndSkipsFifos) {

@@ -180,7 +180,8 @@ TEST(PxarListing, EntryKindAsRustDebug) {
   EXPECT_EQ(RustEntryKindDebug(e, 0), "Hardlink(Hardlink { offset: 96, data: [97] })");
   e.kind = EntryKind::kFile;
   e.file_size = 5;
-  EXPECT_EQ(RustEntryKindDebug(e, 170), "File { size: 5, offset: Some(170), payload_offset: None }");
+  EXPECT_EQ(RustEntryKindDebug(e, 170),
+            "File { size: 5, offset: Some(170), payload_offset: None }");
   e.payload_offset = 40;
   EXPECT_EQ(RustEntryKindDebug(e, 186),
             "File { size: 5, offset: Some(170), payload_offset: Some(40) }");
