@@ -104,6 +104,7 @@ ParamDef BackupTimeParam(bool optional = false);
 // Registration of the route groups (one per api_*.cc file).
 void AddAccessRoutes(std::vector<Route>* routes);
 void AddDatastoreRoutes(std::vector<Route>* routes);
+void AddFileBrowseRoutes(std::vector<Route>* routes);  // catalog, pxar-file-download
 class TaskManager;  // pbskit/server/task_manager.h
 // `tasks` runs the tasks of the route table (also the backup protocol's verify-new tasks).
 void AddTaskRoutes(std::vector<Route>* routes, std::shared_ptr<TaskManager> tasks);  // api_tasks.cc

@@ -501,22 +501,8 @@ Result<ApiResult> ChangeOwner(ApiCall& call) {
   return ApiResult::Null();
 }
 
-Route R(std::string method, std::string pattern, std::vector<ParamDef> params,
-        ApiHandlerFn fn) {
-  Route r;
-  r.method = std::move(method);
-  r.pattern = "admin/datastore" + (pattern.empty() ? "" : "/{store}/" + pattern);
-  r.params = std::move(params);
-  if (!pattern.empty()) r.params.insert(r.params.begin(), StoreParam());
-  r.handler = std::move(fn);
-  return r;
-}
-
-std::vector<ParamDef> SnapshotParams(std::vector<ParamDef> extra = {}) {
-  std::vector<ParamDef> p = {NsParam(), BackupTypeParam(), BackupIdParam(), BackupTimeParam()};
-  p.insert(p.end(), extra.begin(), extra.end());
-  return p;
-}
+// The routes below are all DatastoreRoute()s; the short name keeps the table readable.
+constexpr auto& R = DatastoreRoute;
 
 std::vector<ParamDef> GroupParams(std::vector<ParamDef> extra = {}) {
   std::vector<ParamDef> p = {NsParam(), BackupTypeParam(), BackupIdParam()};

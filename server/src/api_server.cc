@@ -77,6 +77,7 @@ ApiServer::ApiServer(const ServeOptions& options, std::shared_ptr<const AuthKeys
       routes_(std::make_unique<Routes>()) {
   AddAccessRoutes(&routes_->list);
   AddDatastoreRoutes(&routes_->list);
+  AddFileBrowseRoutes(&routes_->list);
   auto tasks = std::make_shared<TaskManager>();
   AddProtocolRoutes(&routes_->list, tasks);
   AddTaskRoutes(&routes_->list, tasks);

@@ -8,6 +8,23 @@
 
 namespace pbskit::server {
 
+Route DatastoreRoute(std::string method, std::string pattern, std::vector<ParamDef> params,
+                     ApiHandlerFn fn) {
+  Route r;
+  r.method = std::move(method);
+  r.pattern = "admin/datastore" + (pattern.empty() ? "" : "/{store}/" + pattern);
+  r.params = std::move(params);
+  if (!pattern.empty()) r.params.insert(r.params.begin(), StoreParam());
+  r.handler = std::move(fn);
+  return r;
+}
+
+std::vector<ParamDef> SnapshotParams(std::vector<ParamDef> extra) {
+  std::vector<ParamDef> p = {NsParam(), BackupTypeParam(), BackupIdParam(), BackupTimeParam()};
+  p.insert(p.end(), extra.begin(), extra.end());
+  return p;
+}
+
 Result<std::shared_ptr<DataStore>> OpenConfiguredStore(ApiCall& call, const std::string& name) {
   const std::string& dir = call.server->options().config_dir;
   PBSKIT_ASSIGN_OR_RETURN(DatastoreConfig cfg, DatastoreConfig::Load(dir));
@@ -55,8 +72,9 @@ Result<GroupTarget> ResolveGroup(ApiCall& call, uint64_t full, uint64_t partial)
       return owner.status();
     }
     if (!OwnerMatches(*owner, *call.auth_id)) {
-      return Status::PermissionDenied("backup owner check failed (" +
-                                      call.auth_id->ToString() + " != " + *owner + ")");
+      // PBS's check_backup_owner bails with a plain error: 400, not 403.
+      return Status::InvalidArgument("backup owner check failed (" + call.auth_id->ToString() +
+                                     " != " + *owner + ")");
     }
   }
   return t;

@@ -11,6 +11,13 @@
 
 namespace pbskit::server {
 
+// A route below admin/datastore: `pattern` "" is the store list itself, anything else becomes
+// "admin/datastore/{store}/<pattern>" with the store parameter put first.
+Route DatastoreRoute(std::string method, std::string pattern, std::vector<ParamDef> params,
+                     ApiHandlerFn fn);
+// ns, backup-type, backup-id, backup-time, then `extra`.
+std::vector<ParamDef> SnapshotParams(std::vector<ParamDef> extra = {});
+
 // The configured datastore `name` (datastore.cfg). NotFound "datastore '<name>' does not exist".
 Result<std::shared_ptr<DataStore>> OpenConfiguredStore(ApiCall& call, const std::string& name);
 
@@ -34,7 +41,8 @@ struct SnapshotTarget {
 };
 
 // Resolves store/ns/group (+ backup-time) parameters, checks privileges (full, or partial plus
-// group ownership: PermissionDenied "backup owner check failed (<auth> != <owner>)").
+// group ownership: InvalidArgument "backup owner check failed (<auth> != <owner>)", which PBS
+// answers with 400 like any plain error).
 Result<GroupTarget> ResolveGroup(ApiCall& call, uint64_t full, uint64_t partial);
 Result<SnapshotTarget> ResolveSnapshot(ApiCall& call, uint64_t full, uint64_t partial);
 
