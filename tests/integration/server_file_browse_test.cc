@@ -390,6 +390,16 @@ TEST_F(ServerFileBrowseTest, DirectoriesDownloadAsZipAndTarZst) {
   auto zip = Members(r.body);
   EXPECT_EQ(zip["hello.txt"].content, "hello world\n");
   EXPECT_EQ(zip.count("dir/fifo"), 0u);
+
+  // Chunked bodies end cleanly: the connection carries the next request.
+  auto c = Client();
+  for (bool tar : {false, true, false}) {
+    r = Get(*c, "pxar-file-download", "legacy", kLegacy,
+            {{"filepath", B64("/root.pxar.didx/dir/nested")}, {"tar", tar}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(Members(r.body)["nested/deep.txt"].content, "deep\n");
+    EXPECT_EQ(r.Header("connection"), nullptr) << *r.Header("connection");
+  }
 }
 
 TEST_F(ServerFileBrowseTest, HostilePathsAndMissingEntriesGet400) {
