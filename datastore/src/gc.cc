@@ -205,12 +205,14 @@ Result<GarbageCollectionStatus> GarbageCollection(DataStore& store, const GcOpti
   }
 
   Info(log, "Start GC phase1 (mark used chunks)");
-  PBSKIT_RETURN_IF_ERROR(gc_internal::MarkUsedChunks(store, capacity, &status, log)
-                             .WithContext("marking used chunks failed"));
+  Status marked = gc_internal::MarkUsedChunks(store, capacity, options.abort, &status, log);
+  if (marked.IsAborted()) return marked;
+  PBSKIT_RETURN_IF_ERROR(marked.WithContext("marking used chunks failed"));
 
   Info(log, "Start GC phase2 (sweep unused chunks)");
   PBSKIT_RETURN_IF_ERROR(
-      gc_internal::SweepUnusedChunks(chunks, store.name(), oldest_writer, min_atime, &status, log));
+      gc_internal::SweepUnusedChunks(chunks, store.name(), oldest_writer, min_atime,
+                                     options.abort, &status, log));
 
   LogSummary(status, log);
 

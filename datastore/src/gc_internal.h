@@ -1,6 +1,7 @@
 // Internal pieces of garbage collection shared by gc.cc, gc_mark.cc and gc_sweep.cc.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -12,13 +13,15 @@
 namespace pbskit::gc_internal {
 
 // Phase 1: touches every chunk referenced by an index file (walk + namespace iteration + PBS's
-// move journal). `cache_capacity` 0 disables the digest cache.
-Status MarkUsedChunks(DataStore& store, uint64_t cache_capacity, GarbageCollectionStatus* status,
-                      TaskLogger* log);
+// move journal). `cache_capacity` 0 disables the digest cache. Aborted once `*abort` is set.
+Status MarkUsedChunks(DataStore& store, uint64_t cache_capacity, const std::atomic<bool>* abort,
+                      GarbageCollectionStatus* status, TaskLogger* log);
 
 // Phase 2: removes / counts chunk files by atime (PBS sweep_unused_chunks + cond_sweep_chunk).
+// Aborted once `*abort` is set (checked before each chunk file).
 Status SweepUnusedChunks(ChunkStore& chunks, const std::string& store_name, int64_t oldest_writer,
-                         int64_t min_atime, GarbageCollectionStatus* status, TaskLogger* log);
+                         int64_t min_atime, const std::atomic<bool>* abort,
+                         GarbageCollectionStatus* status, TaskLogger* log);
 
 // Rust's `{:?}` of a path: the text in double quotes with '"' and '\' escaped.
 std::string DebugQuote(const std::string& path);

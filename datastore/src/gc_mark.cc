@@ -35,15 +35,16 @@ IndexKind KindOf(const std::string& name) {
 
 class Marker {
  public:
-  Marker(DataStore& store, uint64_t cache_capacity, GarbageCollectionStatus* status,
-         TaskLogger* log)
-      : store_(store), fs_(store.fs()), status_(status), log_(log) {
+  Marker(DataStore& store, uint64_t cache_capacity, const std::atomic<bool>* abort,
+         GarbageCollectionStatus* status, TaskLogger* log)
+      : store_(store), fs_(store.fs()), abort_(abort), status_(status), log_(log) {
     if (cache_capacity > 0) cache_.emplace(static_cast<size_t>(cache_capacity));
     buf_.resize(kBlock);
   }
 
   // Touches the chunks of one index. NotFound (unchanged status) when the file vanished.
   Status MarkIndex(const std::string& path) {
+    PBSKIT_RETURN_IF_ERROR(CheckTaskAbort(abort_));
     IndexKind kind = KindOf(path);
     if (kind == IndexKind::kNone) return Status::InvalidArgument("unexpected archive type");
     auto fd_or = fs_->Open(path, O_RDONLY);
@@ -125,6 +126,7 @@ class Marker {
       if (got != n * entry_size) {
         return Status::Corruption("index file '" + DebugQuote(path) + "' shrank while reading");
       }
+      PBSKIT_RETURN_IF_ERROR(CheckTaskAbort(abort_));  // once per block of entries
       for (size_t i = 0; i < n; ++i) {
         Digest d;
         std::memcpy(d.data(), buf_.data() + i * entry_size + digest_off, 32);
@@ -164,6 +166,7 @@ class Marker {
 
   DataStore& store_;
   Filesystem* fs_;
+  const std::atomic<bool>* abort_;
   GarbageCollectionStatus* status_;
   TaskLogger* log_;
   std::optional<DigestLruCache> cache_;
@@ -252,6 +255,7 @@ Status DrainMoveJournal(DataStore& store, Marker& marker) {
     while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\r')) entry.pop_back();
     if (entry.empty() || KindOf(entry) == IndexKind::kNone) continue;
     Status ms = marker.MarkIndex(entry);
+    if (ms.IsAborted()) return ms;
     if (!ms.ok() && !ms.IsNotFound()) {
       return ms.WithContext("move-journal: processing '" + entry + "' failed");
     }
@@ -261,14 +265,14 @@ Status DrainMoveJournal(DataStore& store, Marker& marker) {
 
 }  // namespace
 
-Status MarkUsedChunks(DataStore& store, uint64_t cache_capacity, GarbageCollectionStatus* status,
-                      TaskLogger* log) {
+Status MarkUsedChunks(DataStore& store, uint64_t cache_capacity, const std::atomic<bool>* abort,
+                      GarbageCollectionStatus* status, TaskLogger* log) {
   // Two passes as PBS 4.x does: a raw walk finds index files wherever they are, the namespace
   // iteration visits them in the expected hierarchy; whatever only the walk found is marked too.
   std::unordered_set<std::string> unprocessed;
   PBSKIT_RETURN_IF_ERROR(ListIndexFiles(store, log, &unprocessed));
   uint64_t index_count = unprocessed.size();
-  Marker marker(store, cache_capacity, status, log);
+  Marker marker(store, cache_capacity, abort, status, log);
   uint64_t processed = 0;
   uint64_t last_percentage = 0;
 

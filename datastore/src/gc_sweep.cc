@@ -6,13 +6,15 @@
 namespace pbskit::gc_internal {
 
 Status SweepUnusedChunks(ChunkStore& chunks, const std::string& store_name, int64_t oldest_writer,
-                         int64_t min_atime, GarbageCollectionStatus* status, TaskLogger* log) {
+                         int64_t min_atime, const std::atomic<bool>* abort,
+                         GarbageCollectionStatus* status, TaskLogger* log) {
   Filesystem* fs = chunks.fs();
   uint64_t chunk_count = 0;
   int last_percentage = 0;
 
   bool callback_failed = false;
   auto sweep_one = [&](const ChunkFileInfo& info) -> Status {
+    PBSKIT_RETURN_IF_ERROR(CheckTaskAbort(abort));
     // PBS reports progress with the first entry of a prefix directory whose percentage differs.
     const int prefix = (info.digest[0] << 8) | info.digest[1];
     const int percentage = prefix * 100 / 0x10000;

@@ -21,6 +21,11 @@
 #include <thread>
 
 namespace pbskit {
+
+Status CheckTaskAbort(const std::atomic<bool>* flag) {
+  if (flag && flag->load(std::memory_order_relaxed)) return Status::Aborted(kTaskAbortMessage);
+  return Status::OK();
+}
 namespace {
 
 // Task ids of this process whose TaskLog is alive (PBS's WORKER_TASK_LIST).

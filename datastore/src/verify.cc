@@ -160,6 +160,7 @@ bool VerifyWorker::VerifySnapshot(const BackupNamespace& ns, const BackupDir& di
   for (const FileInfo& info : manifest->files) {
     log_->Info("  check " + info.filename);
     Status st = VerifyFile(ns, dir, info);
+    if (Aborted()) return true;  // PBS: check_abort before recording the result, no state
     if (!st.ok()) {
       log_->Info("verify " + name + "/" + info.filename + " failed: " + st.message());
       ++error_count;
@@ -198,7 +199,7 @@ std::vector<std::string> VerifyWorker::VerifyGroupWithProgress(const BackupNames
   std::vector<SnapshotInfo> snapshots = std::move(list).value();
   std::stable_sort(snapshots.begin(), snapshots.end(),
                    [](const SnapshotInfo& a, const SnapshotInfo& b) { return a.dir.time > b.dir.time; });
-  for (size_t pos = 0; pos < snapshots.size(); ++pos) {
+  for (size_t pos = 0; pos < snapshots.size() && !Aborted(); ++pos) {
     if (!VerifySnapshot(ns, snapshots[pos].dir))
       errors.push_back(PrintNsAndSnapshot(ns, snapshots[pos].dir));
     progress->done_snapshots = pos + 1;
@@ -244,7 +245,7 @@ std::vector<std::string> VerifyWorker::VerifyAll(const BackupNamespace& ns, size
 
   Progress progress;
   progress.total_groups = list.size();
-  for (size_t pos = 0; pos < list.size(); ++pos) {
+  for (size_t pos = 0; pos < list.size() && !Aborted(); ++pos) {
     progress.done_groups = pos;
     progress.done_snapshots = 0;
     progress.group_snapshots = 0;
@@ -287,6 +288,7 @@ Status RunVerifyTask(std::shared_ptr<DataStore> store, const VerifyTarget& targe
     result->failed = failed;
     result->stats = worker.stats();
   }
+  PBSKIT_RETURN_IF_ERROR(CheckTaskAbort(options.abort));
   if (!failed.empty()) {
     log->Info("Failed to verify the following snapshots/groups:");
     for (const auto& f : failed) log->Info("\t" + f);

@@ -149,6 +149,10 @@ Status VerifyWorker::VerifyIndexChunks(VerifyIndexReader& index, CryptMode crypt
   Status run = pool_.Run(
       list.size(),
       [&](size_t job, size_t slot) {
+        if (Status ab = CheckTaskAbort(options_.abort); !ab.ok()) {
+          pool_.Stop(std::move(ab));
+          return false;
+        }
         Digest& d = slot_digest[slot];
         Status st = index.ReadEntry(list[job].pos, &d, &slot_length[slot]);
         if (!st.ok()) {  // the index file, not the chunk: an error, nothing is declared bad

@@ -151,7 +151,8 @@ Result<ApiResult> Verify(ApiCall& call, TaskManager& tasks) {
   std::optional<Authid> owner_filter;
   if (owner_check && !target.group) owner_filter = *call.auth_id;
   ApiServer* server = call.server;
-  auto body = [store, target, options, owner_filter, server](WorkerTask& worker) -> Status {
+  auto body = [store, target, options, owner_filter, server](WorkerTask& worker) mutable -> Status {
+    options.abort = worker.abort_flag();
     if (!owner_filter) {
       return RunVerifyTask(store, target, options, worker.upid_str(), worker.log());
     }
@@ -175,6 +176,7 @@ Result<ApiResult> Verify(ApiCall& call, TaskManager& tasks) {
       auto f = verifier.VerifyGroup(g.ns, g.group);
       failed.insert(failed.end(), f.begin(), f.end());
     }
+    PBSKIT_RETURN_IF_ERROR(worker.CheckAbort());
     if (!failed.empty()) {
       log->Info("Failed to verify the following snapshots/groups:");
       for (const auto& f : failed) log->Info("\t" + f);
@@ -248,6 +250,7 @@ Result<ApiResult> StartGc(ApiCall& call, TaskManager& tasks) {
     }
     PBSKIT_RETURN_IF_ERROR(worker.CheckAbort());
     options.upid = worker.upid_str();
+    options.abort = worker.abort_flag();
     auto result = GarbageCollection(*store, options, worker.log());
     return result.ok() ? Status::OK() : result.status();
   };

@@ -5,7 +5,7 @@
 namespace pbskit::server {
 
 Status WorkerTask::CheckAbort() const {
-  return abort_requested() ? Status::Aborted(kTaskAbortMessage) : Status::OK();
+  return CheckTaskAbort(abort_.get());
 }
 
 TaskManager::TaskManager(TaskManagerOptions options) : options_(options) {

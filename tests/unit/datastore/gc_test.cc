@@ -19,6 +19,7 @@
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/formats/fixed_index.h"
 #include "pbskit/formats/dynamic_index.h"
+#include "abort_on_line.h"
 #include "test_support.h"
 
 namespace pbskit {
@@ -293,6 +294,49 @@ TEST_F(GcTest, CorruptIndexStopsGcBeforeAnythingIsRemoved) {
       << st.status().message();
   EXPECT_TRUE(Has(old_garbage));
   EXPECT_FALSE(Exists(store_->base() + "/.gc-status"));
+}
+
+TEST_F(GcTest, AbortStopsMarkAndSweepAndWritesNoStatus) {
+  Digest kept = Chunk(1, 3 * kDay);
+  Digest garbage = Chunk(2, 3 * kDay);
+  std::string done = Snapshot("vm/100/2024-01-01T00:00:00Z", true);
+  WriteFidx(done, "drive-scsi0.img.fidx", {kept});
+
+  // Abort as phase 1 starts: the first index file is not marked, nothing is swept.
+  {
+    test::AbortOnLine log("Start GC phase1", 1);
+    GcOptions o = NoAtimeCheck();
+    o.abort = log.flag();
+    auto st = GarbageCollection(*store_, o, &log);
+    ASSERT_FALSE(st.ok());
+    EXPECT_TRUE(st.status().IsAborted());
+    EXPECT_EQ(st.status().message(), kTaskAbortMessage);  // not wrapped: PBS's exact text
+    EXPECT_EQ(log.text().find("marked 100%"), std::string::npos) << log.text();
+    EXPECT_EQ(log.text().find("Start GC phase2"), std::string::npos) << log.text();
+  }
+  // Abort as phase 2 starts: marking finished, the old garbage chunk is not removed.
+  {
+    test::AbortOnLine log("Start GC phase2", 1);
+    GcOptions o = NoAtimeCheck();
+    o.abort = log.flag();
+    auto st = GarbageCollection(*store_, o, &log);
+    ASSERT_FALSE(st.ok());
+    EXPECT_TRUE(st.status().IsAborted()) << st.status().ToString();
+    EXPECT_NE(log.text().find("marked 100% (1 of 1 index files)"), std::string::npos)
+        << log.text();
+    EXPECT_EQ(log.text().find("Removed garbage"), std::string::npos) << log.text();
+  }
+  EXPECT_TRUE(Has(kept));
+  EXPECT_TRUE(Has(garbage));
+  EXPECT_FALSE(Exists(store_->base() + "/.gc-status"));
+
+  // A run without abort afterwards does the job.
+  MemoryTaskLogger log;
+  auto st = GarbageCollection(*store_, NoAtimeCheck(), &log);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_TRUE(Has(kept));
+  EXPECT_FALSE(Has(garbage));
+  EXPECT_TRUE(Exists(store_->base() + "/.gc-status"));
 }
 
 TEST_F(GcTest, CacheOffAndCutoffOption) {

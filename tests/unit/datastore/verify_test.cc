@@ -24,6 +24,7 @@
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/data_blob.h"
 #include "pbskit/formats/upid.h"
+#include "abort_on_line.h"
 #include "test_support.h"
 
 namespace pbskit {
@@ -751,6 +752,43 @@ TEST(DigestSetTest, ConcurrentInsertsCountEachDigestOnce) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(set.size(), 35000u);
   EXPECT_EQ(fresh.load(), 35000u);
+}
+
+}  // namespace
+}  // namespace pbskit
+
+namespace pbskit {
+namespace {
+
+TEST_F(VerifyTest, AbortStopsAtTheNextChunkAndLeavesTheStateUnwritten) {
+  BackupNamespace ns = Ns("abort");
+  for (int64_t t : {1000, 2000, 3000}) Backup(ns, "300", t, MakeData(4 * kChunk, 30 + t));
+  // Newest first: 3000 verifies; the abort comes as 2000's image check starts.
+  test::AbortOnLine log("  check drive-scsi0.img.fidx", 2);
+  VerifyOptions options;
+  options.abort = log.flag();
+  VerifyTaskResult result;
+  Status st = Run(VerifyTarget{ns, BackupGroup{BackupType::kVm, "300"}, std::nullopt}, &log,
+                  &result, options);
+  ASSERT_TRUE(log.raised());
+  EXPECT_TRUE(st.IsAborted()) << st.ToString() << "\n" << log.text();
+  EXPECT_EQ(st.message(), kTaskAbortMessage);
+  EXPECT_EQ(VerifyState(ns, Dir("300", 3000)), "ok");
+  EXPECT_EQ(VerifyState(ns, Dir("300", 2000)), "");
+  EXPECT_EQ(VerifyState(ns, Dir("300", 1000)), "");
+  EXPECT_TRUE(result.failed.empty());
+  // "verify <store>:<snapshot>" for 3000 and 2000 only; 1000 is never started.
+  size_t started = 0;
+  for (const std::string& line : log.lines()) {
+    if (line.rfind("verify ", 0) == 0 && line.find("vm/300/1970") != std::string::npos) {
+      ++started;
+      EXPECT_EQ(line.find("00:16:40Z"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(started, 2u) << log.text();
+  EXPECT_EQ(log.text().find("failed"), std::string::npos) << log.text();
+  // Only 3000's chunks were verified: the check of 2000 stopped before its first chunk.
+  EXPECT_EQ(result.stats.chunks_verified, Digests(ns, Dir("300", 3000)).size());
 }
 
 }  // namespace

@@ -74,6 +74,9 @@ struct GcOptions {
   std::optional<uint64_t> cache_capacity;          // gc-cache-capacity (0..8388608, 0 = off)
   // UPID of the task, recorded in .gc-status ("upid": null when empty).
   std::string upid;
+  // Set by another thread to stop the run (borrowed; null = never). Polled per index file,
+  // per chunk while marking and per chunk directory while sweeping.
+  const std::atomic<bool>* abort = nullptr;
 };
 
 // Runs a garbage collection on `store`, logging PBS's task-log lines to `log` (may be null):
@@ -90,6 +93,7 @@ struct GcOptions {
 //                    read or parsed (GC never guesses: an unreadable index stops it)
 //   PermissionDenied "cannot continue garbage-collection safely, permission denied on: ..."
 //   IoError          sweep failures ("unlinking chunk ... failed on store '...' - ...")
+//   Aborted          "abort requested - aborting task" once options.abort is set
 // Thread safety: one GC per datastore at a time (the exclusive lock enforces it across
 // processes; in-process a second call fails with Busy "already locked exclusively").
 Result<GarbageCollectionStatus> GarbageCollection(DataStore& store, const GcOptions& options,

@@ -15,6 +15,7 @@
 // can log into a task file, a stream or memory (tests).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -72,6 +73,17 @@ struct TaskState {
   // "ERROR: msg" or a bare message). InvalidArgument for an empty text.
   static Result<TaskState> FromStatusText(int64_t endtime, std::string_view text);
 };
+
+// ---- abort requests ----
+
+// PBS's text for an aborted worker (check_abort).
+inline constexpr char kTaskAbortMessage[] = "abort requested - aborting task";
+
+// Aborted(kTaskAbortMessage) once `*flag` is set; OK when `flag` is null or clear. Long jobs
+// (GC, verify) take such a flag in their options and poll it between units of work (an index
+// file, a chunk, a chunk directory), so an aborted task stops within one unit and leaves the
+// datastore as a finished unit left it. Thread safe.
+Status CheckTaskAbort(const std::atomic<bool>* flag);
 
 // ---- logging sinks ----
 

@@ -46,6 +46,9 @@ struct VerifyOptions {
   bool ignore_verified = false;
   std::optional<int64_t> outdated_after_days;
   int64_t now = 0;  // epoch seconds for the outdated check; 0 = the current time
+  // Set by another thread to stop the job (borrowed; null = never). Polled per chunk and per
+  // snapshot; a snapshot whose check was cut short gets no verify_state.
+  const std::atomic<bool>* abort = nullptr;
 };
 
 // What a verify task covers: a whole namespace tree (no group), a group, or one snapshot.
@@ -116,6 +119,9 @@ class VerifyWorker {
   std::vector<std::string> VerifyAll(const BackupNamespace& ns, size_t max_depth);
 
   const VerifyStats& stats() const { return stats_; }
+  // True once VerifyOptions::abort is set. The Verify* calls stop at the next chunk or snapshot
+  // when it is; RunVerifyTask then returns Aborted("abort requested - aborting task").
+  bool Aborted() const { return !CheckTaskAbort(options_.abort).ok(); }
   const DigestSet& corrupt_chunks() const { return corrupt_; }
 
  private:
@@ -154,9 +160,10 @@ struct VerifyTaskResult {
 
 // Runs a whole verify task like PBS's verify API worker: the target's snapshots are verified
 // and, when any failed, "Failed to verify the following snapshots/groups:" and one "\t<dir>"
-// line each are logged and the result is Aborted-free Status::Corruption("verification failed
+// line each are logged and the result is Status::Corruption("verification failed
 // - please check the log for details"). NotFound when the target group / snapshot / namespace
-// does not exist. OK otherwise.
+// does not exist. Aborted("abort requested - aborting task") when options.abort was set during
+// the run (the snapshot being checked then keeps its old verify_state). OK otherwise.
 Status RunVerifyTask(std::shared_ptr<DataStore> store, const VerifyTarget& target,
                      const VerifyOptions& options, const std::string& upid, TaskLogger* log,
                      VerifyTaskResult* result = nullptr);

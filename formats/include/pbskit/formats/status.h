@@ -55,6 +55,7 @@ class [[nodiscard]] Status {
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsIoError() const { return code_ == Code::kIoError; }
   bool IsBusy() const { return code_ == Code::kBusy; }
+  bool IsAborted() const { return code_ == Code::kAborted; }
 
   // The message alone for OK-less statuses ("OK" for OK). This is what users see.
   std::string ToString() const { return ok() ? std::string("OK") : message_; }

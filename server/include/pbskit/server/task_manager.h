@@ -30,9 +30,6 @@
 
 namespace pbskit::server {
 
-// PBS's text for an aborted worker.
-inline constexpr char kTaskAbortMessage[] = "abort requested - aborting task";
-
 // What a task body sees of its task. Owned by the manager; valid during the body's call.
 class WorkerTask {
  public:
@@ -44,6 +41,9 @@ class WorkerTask {
   bool abort_requested() const { return abort_->load(std::memory_order_relaxed); }
   // Aborted(kTaskAbortMessage) once an abort was requested, else OK.
   Status CheckAbort() const;
+  // The flag an abort request sets, for engines that poll it (GcOptions::abort,
+  // VerifyOptions::abort). Valid during the body's call.
+  const std::atomic<bool>* abort_flag() const { return abort_.get(); }
 
  private:
   friend class TaskManager;
