@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <iostream>
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "output.h"
@@ -19,15 +18,9 @@ struct ServeArgs {
   int threads = 4;
   bool no_default = false;
   std::string default_store_path;
+  server::HttpServerOptions http;  // limits and timeouts
+  int64_t protocol_idle_timeout = 0;  // seconds; 0 = the built-in 15 minutes
 };
-
-void RaiseFileLimit() {
-  struct rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 std::string HostForRepository(const std::string& listen, uint16_t port) {
   std::string host = listen.substr(0, listen.rfind(':'));
@@ -39,7 +32,6 @@ std::string HostForRepository(const std::string& listen, uint16_t port) {
 }
 
 int RunServe(const GlobalOptions& g, const ServeArgs& a) {
-  RaiseFileLimit();
   // Signals are taken by sigwait below; block them before any server thread starts.
   sigset_t set;
   sigemptyset(&set);
@@ -55,6 +47,12 @@ int RunServe(const GlobalOptions& g, const ServeArgs& a) {
   cfg.threads = a.threads;
   cfg.create_default = !a.no_default;
   cfg.default_store_path = a.default_store_path;
+  cfg.http = a.http;
+  if (a.protocol_idle_timeout > 0) {
+    server::H2ServerOptions h2;
+    h2.idle_timeout = std::chrono::seconds(a.protocol_idle_timeout);
+    cfg.protocol_h2 = h2;
+  }
   auto serve = server::Serve::Start(cfg);
   if (!serve.ok()) return ReportError(serve.status(), ExitCodeFor(serve.status()));
   auto& s = **serve;
@@ -124,6 +122,25 @@ void Setup(CLI::App& app, GlobalOptions& g) {
                   "do not create datastore store1 and the root@pam!pbskit token on first start");
   serve->add_option("--default-store-path", a->default_store_path,
                     "where the first start creates store1 (default: <config-dir>/../store1)");
+  serve->add_option("--max-connections", a->http.max_connections,
+                    "connections served at once; more get 503 'too many connections'")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  auto seconds = [&](const char* name, std::chrono::seconds* field, const char* what) {
+    serve->add_option_function<int64_t>(
+              name, [field](int64_t v) { *field = std::chrono::seconds(v); }, what)
+        ->default_str(std::to_string(field->count()))
+        ->check(CLI::Range(int64_t{1}, int64_t{86400}));
+  };
+  seconds("--handshake-timeout", &a->http.handshake_timeout, "seconds for the TLS handshake");
+  seconds("--header-timeout", &a->http.header_timeout, "seconds for a request header");
+  seconds("--body-timeout", &a->http.body_timeout,
+          "seconds for a request body or for writing a response");
+  seconds("--idle-timeout", &a->http.idle_timeout,
+          "seconds a keep-alive connection may wait for its next request");
+  serve->add_option("--protocol-idle-timeout", a->protocol_idle_timeout,
+                    "seconds a backup or reader session may stay silent (default 900)")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400}));
   serve->callback([&g, a] { g.exit_code = RunServe(g, *a); });
 
   auto* cert = app.add_subcommand("cert", "the server's TLS certificate");
