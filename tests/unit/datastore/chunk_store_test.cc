@@ -4,8 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
+#include "pbskit/datastore/fault_fs.h"
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/data_blob.h"
 #include "test_support.h"
@@ -184,6 +187,88 @@ TEST_F(ChunkStoreTest, InsertReplaceRules) {
   // Too short to be a blob.
   EXPECT_EQ(store_->InsertChunk(D(1, 1), std::vector<uint8_t>(5)).status().code(),
             Code::kInvalidArgument);
+}
+
+// Only chunk files (no temp files) in a prefix directory.
+std::vector<std::string> DirNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST_F(ChunkStoreTest, LargeAndOddSizedChunksAreWrittenByteExact) {
+  // Below the O_DIRECT threshold, a whole number of blocks, and an unaligned tail.
+  const size_t sizes[] = {100, 64 * 1024 - 12, 64 * 1024 - 11, 1024 * 1024 - 12, 4194304 + 333};
+  uint8_t n = 0;
+  for (size_t payload : sizes) {
+    std::vector<uint8_t> blob = FakeBlob(kCompressedBlobMagic, payload, 0);
+    for (size_t i = kBlobHeaderSize; i < blob.size(); ++i) blob[i] = static_cast<uint8_t>(i * 7);
+    Digest d = D(0xab, 0xcd, n++);
+    auto r = store_->InsertChunk(d, blob);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_FALSE(r->existed);
+    EXPECT_EQ(Read(d), blob) << payload;
+  }
+  EXPECT_EQ(DirNames(tmp_ / "store/.chunks/abcd").size(), std::size(sizes));  // no temp files
+}
+
+TEST(ChunkStoreFaultTest, DirectWriteFailuresFallBackAndRealErrorsLeaveNothing) {
+  test::TempDir tmp;
+  std::string base = tmp / "store";
+  ASSERT_TRUE(SmallStore(base) != nullptr);
+  FaultFilesystem ffs;
+  auto cs = ChunkStore::Open(base, &ffs, SyncLevel::kFile);
+  ASSERT_TRUE(cs.ok());
+  std::vector<uint8_t> blob = FakeBlob(kUncompressedBlobMagic, 300000, 0x5a);
+  // 1: the O_DIRECT open is refused (a file system without O_DIRECT).
+  ffs.Reset();
+  ffs.FailNth(FsOp::kOpen, 2, EINVAL);
+  auto a = (*cs)->InsertChunk(D(0x12, 0x34, 1), blob);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(test::ReadFile((*cs)->ChunkPath(D(0x12, 0x34, 1))), blob);
+  // 2: the direct write itself fails; the buffered write starts again at offset 0.
+  ffs.Reset();
+  ffs.FailNth(FsOp::kWrite, 1, EINVAL);
+  auto b = (*cs)->InsertChunk(D(0x12, 0x34, 2), blob);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(test::ReadFile((*cs)->ChunkPath(D(0x12, 0x34, 2))), blob);
+  // 3: the buffered write fails too (a full disk): an error naming the chunk, no file left.
+  ffs.Reset();
+  ffs.FailNth(FsOp::kWrite, 1, ENOSPC);
+  ffs.FailNth(FsOp::kWrite, 2, ENOSPC);
+  auto c = (*cs)->InsertChunk(D(0x12, 0x34, 3), blob);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("inserting chunk on store"), std::string::npos)
+      << c.status().ToString();
+  EXPECT_EQ(DirNames(base + "/.chunks/1234").size(), 2u);
+}
+
+TEST_F(ChunkStoreTest, ConcurrentInsertsOfOneDigestWriteItOnce) {
+  std::vector<uint8_t> blob = FakeBlob(kCompressedBlobMagic, 200000, 0x33);
+  const Digest d = D(0xde, 0xad);
+  std::atomic<int> written{0}, kept{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      auto r = store_->InsertChunk(d, blob);
+      if (!r.ok()) {
+        failed++;
+      } else if (r->existed) {
+        kept++;
+      } else {
+        written++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(written.load() + kept.load(), 6);
+  EXPECT_GE(written.load(), 1);
+  EXPECT_EQ(Read(d), blob);
+  EXPECT_EQ(DirNames(tmp_ / "store/.chunks/dead"), std::vector<std::string>{ToHex(d)});
 }
 
 TEST_F(ChunkStoreTest, TouchAndMissingChunks) {

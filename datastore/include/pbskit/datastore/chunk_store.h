@@ -76,9 +76,12 @@ class ChunkStore {
   // plain file is never replaced by an encrypted blob (InvalidArgument); an existing encrypted
   // uncompressed file is not replaced by an uncompressed blob (InvalidArgument); an encrypted
   // new blob or a smaller existing file is otherwise kept and touched; a bigger existing file is
-  // replaced. Writes go through "<digest>.tmp_XXXXXX" + rename; fsync per sync level.
+  // replaced. Writes go through "<digest>.tmp_XXXXXX" + rename; fsync per sync level. The
+  // temp file is written outside the store's mutex (the bulk of a blob of 64 KiB or more with
+  // O_DIRECT, falling back to buffered writes where the file system refuses it); the decision is
+  // repeated under the mutex before the rename, so concurrent inserts of one digest keep one.
   // Requires: encoded_blob is at least a blob header (InvalidArgument otherwise); the caller
-  // checked that the blob belongs to `d`. Thread safe (in-process mutex).
+  // checked that the blob belongs to `d`. Thread safe.
   Result<InsertResult> InsertChunk(const Digest& d, std::span<const uint8_t> encoded_blob);
 
   // Raw bytes of a chunk file. NotFound when missing; IoError otherwise.
@@ -128,6 +131,14 @@ class ChunkStore {
  private:
   ChunkStore(std::string base, Filesystem* fs, SyncLevel level);
   Result<std::shared_ptr<detail::ProcessLocker>> Locker() const;
+  // Whether InsertChunk writes `blob` to `path` or keeps the file there (FORMATS §8.1), or the
+  // error that refuses the insert.
+  enum class InsertAction { kWrite, kKeep };
+  Result<InsertAction> DecideInsert(const std::string& path, const std::string& hex,
+                                    std::span<const uint8_t> blob) const;
+  // Writes `blob` to a new "<path>.tmp_XXXXXX" (*tmp), the block-aligned bulk with O_DIRECT
+  // where the file system allows it; fsync per sync level. Removes the temp file on failure.
+  Status WriteChunkTemp(const std::string& path, std::span<const uint8_t> blob, std::string* tmp);
 
   std::string base_;
   Filesystem* fs_;
