@@ -24,6 +24,7 @@
 #include "pbskit/server/http_client.h"
 #include "pbskit/server/password.h"
 #include "pbskit/server/serve.h"
+#include "test_server.h"
 #include "test_support.h"
 
 namespace pbskit::server {
@@ -77,15 +78,7 @@ class BackupProtocolTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     std::string config = *dir_ / "etc";
-    ServeConfig cfg;
-    cfg.config_dir = config;
-    cfg.state_dir = *dir_ / "state";
-    cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
-    cfg.cert_bits = 2048;
-    cfg.default_store_path = *dir_ / "store1";
-    cfg.auth_failure_delay = std::chrono::milliseconds(10);
-    cfg.forbidden_delay = std::chrono::milliseconds(10);
+    ServeConfig cfg = test::LoopbackServeConfig(*dir_);
     auto s = Serve::Start(cfg);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     serve_ = s->release();
@@ -93,22 +86,8 @@ class BackupProtocolTest : public ::testing::Test {
     secret_ = serve_->default_setup()->secret;
 
     // A token without any ACL.
-    auto users = UserConfig::Load(config);
-    ASSERT_TRUE(users.ok());
-    UserEntry u;
-    u.id = "alice@pbs";
-    ASSERT_TRUE(users->Add(u).ok());
-    UserEntry t;
-    t.id = "alice@pbs!noacl";
-    t.is_token = true;
-    ASSERT_TRUE(users->Add(t).ok());
-    ASSERT_TRUE(users->Save(config).ok());
-    auto tokens = LoadHashFile(config + "/token.shadow");
-    ASSERT_TRUE(tokens.ok());
-    auto hash = EncryptPassword("noacl-secret");
-    ASSERT_TRUE(hash.ok());
-    (*tokens)["alice@pbs!noacl"] = *hash;
-    ASSERT_TRUE(SaveHashFile(config + "/token.shadow", *tokens, false).ok());
+    test::AddUser(config, "alice@pbs");
+    test::AddToken(config, "alice@pbs!noacl", "noacl-secret");
 
     auto store = DataStore::Open(*dir_ / "store1", "store1");
     ASSERT_TRUE(store.ok()) << store.status().ToString();

@@ -21,6 +21,8 @@
 #include "pbskit/server/http_client.h"
 #include "pbskit/server/password.h"
 #include "pbskit/server/serve.h"
+#include "archive_members.h"
+#include "test_server.h"
 #include "test_support.h"
 
 namespace pbskit::server {
@@ -40,39 +42,10 @@ std::string B64(const std::string& s) {
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
 }
 
-struct Member {
-  mode_t type = 0;
-  mode_t perm = 0;
-  std::string content, symlink, hardlink;
-};
+using Member = test::ArchiveMember;
 
-// The members of a zip / tar / tar.zst held in memory, names without a trailing '/'.
 std::map<std::string, Member> Members(const std::string& bytes) {
-  std::map<std::string, Member> out;
-  struct archive* a = archive_read_new();
-  archive_read_support_filter_all(a);
-  archive_read_support_format_all(a);
-  EXPECT_EQ(archive_read_open_memory(a, bytes.data(), bytes.size()), ARCHIVE_OK)
-      << archive_error_string(a);
-  struct archive_entry* e;
-  int rc;
-  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-    std::string name = archive_entry_pathname(e);
-    while (!name.empty() && name.back() == '/') name.pop_back();
-    Member m;
-    m.type = archive_entry_filetype(e);
-    m.perm = archive_entry_perm(e);
-    if (archive_entry_symlink(e)) m.symlink = archive_entry_symlink(e);
-    if (archive_entry_hardlink(e)) m.hardlink = archive_entry_hardlink(e);
-    char buf[65536];
-    la_ssize_t n;
-    while ((n = archive_read_data(a, buf, sizeof buf)) > 0) m.content.append(buf, n);
-    EXPECT_GE(n, 0) << name << ": " << archive_error_string(a);
-    out[name] = m;
-  }
-  EXPECT_EQ(rc, ARCHIVE_EOF) << archive_error_string(a);
-  archive_read_free(a);
-  return out;
+  return test::ArchiveMembers(bytes);
 }
 
 std::string Names(const std::map<std::string, Member>& m) {
@@ -86,46 +59,17 @@ class ServerFileBrowseTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     const std::string config = *dir_ / "etc";
-    ServeConfig cfg;
-    cfg.config_dir = config;
-    cfg.state_dir = *dir_ / "state";
-    cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
-    cfg.cert_bits = 2048;
-    cfg.default_store_path = *dir_ / "store1";
-    cfg.auth_failure_delay = std::chrono::milliseconds(10);
-    cfg.forbidden_delay = std::chrono::milliseconds(10);
-    auto s = Serve::Start(cfg);
+    auto s = Serve::Start(test::LoopbackServeConfig(*dir_));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     serve_ = s->release();
     ASSERT_TRUE(serve_->default_setup().has_value());
     secret_ = serve_->default_setup()->secret;
 
     // bob@pbs may only back up (Datastore.Backup); alice@pbs!noacl has no ACL at all.
-    auto users = UserConfig::Load(config);
-    ASSERT_TRUE(users.ok());
-    UserEntry bob, alice, token;
-    bob.id = "bob@pbs";
-    alice.id = "alice@pbs";
-    token.id = "alice@pbs!noacl";
-    token.is_token = true;
-    ASSERT_TRUE(users->Add(bob).ok());
-    ASSERT_TRUE(users->Add(alice).ok());
-    ASSERT_TRUE(users->Add(token).ok());
-    ASSERT_TRUE(users->Save(config).ok());
-    auto hash = EncryptPassword("bob-password");
-    ASSERT_TRUE(hash.ok());
-    ASSERT_TRUE(SaveHashFile(config + "/shadow.json", {{"bob@pbs", *hash}}, true).ok());
-    auto tokens = LoadHashFile(config + "/token.shadow");
-    ASSERT_TRUE(tokens.ok());
-    auto thash = EncryptPassword("noacl-secret");
-    ASSERT_TRUE(thash.ok());
-    (*tokens)["alice@pbs!noacl"] = *thash;
-    ASSERT_TRUE(SaveHashFile(config + "/token.shadow", *tokens, false).ok());
-    auto acl = LoadAcl(config);
-    ASSERT_TRUE(acl.ok());
-    acl->Insert("/datastore/store1", "bob@pbs", "DatastoreBackup", true);
-    ASSERT_TRUE(SaveAcl(config, *acl).ok());
+    test::AddUser(config, "bob@pbs", "bob-password");
+    test::AddUser(config, "alice@pbs");
+    test::AddToken(config, "alice@pbs!noacl", "noacl-secret");
+    test::Grant(config, "/datastore/store1", "bob@pbs", "DatastoreBackup");
 
     // The tree: hello.txt and dir/hard are one file (dir/hard comes first in the archive, so
     // hello.txt is the hardlink); dir/ also holds a symlink, a FIFO and a nested directory.
@@ -180,14 +124,7 @@ class ServerFileBrowseTest : public ::testing::Test {
 
   std::unique_ptr<HttpClient> Client(const std::string& token = "root@pam!pbskit",
                                      const std::string& secret = "") {
-    HttpClientOptions o;
-    o.port = serve_->port();
-    o.fingerprint = serve_->fingerprint();
-    o.timeout_seconds = 60;
-    auto c = HttpClient::Connect(o);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    (*c)->UseToken(token, secret.empty() ? secret_ : secret);
-    return std::move(c).value();
+    return test::TokenClient(*serve_, token, secret.empty() ? secret_ : secret);
   }
   static json::object Snapshot(const std::string& id, int64_t time) {
     return {{"backup-type", "host"}, {"backup-id", id}, {"backup-time", time}};

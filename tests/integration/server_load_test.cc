@@ -40,6 +40,7 @@
 #include "pbskit/server/h2_client.h"
 #include "pbskit/server/http_client.h"
 #include "pbskit/server/serve.h"
+#include "test_server.h"
 #include "test_support.h"
 
 namespace pbskit::server {
@@ -342,15 +343,7 @@ class ServerLoadTest : public ::testing::Test {
         << " loopback connections";
 
     dir_ = new test::TempDir();
-    ServeConfig cfg;
-    cfg.config_dir = *dir_ / "etc";
-    cfg.state_dir = *dir_ / "state";
-    cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
-    cfg.cert_bits = 2048;
-    cfg.default_store_path = *dir_ / "store1";
-    cfg.auth_failure_delay = std::chrono::milliseconds(10);
-    cfg.forbidden_delay = std::chrono::milliseconds(10);
+    ServeConfig cfg = test::LoopbackServeConfig(*dir_);
     cfg.http.handshake_timeout = std::chrono::seconds(60);
     cfg.http.header_timeout = std::chrono::seconds(2);
     cfg.http.body_timeout = std::chrono::seconds(2);

@@ -24,6 +24,7 @@
 #include "pbskit/server/password.h"
 #include "pbskit/server/reader_client.h"
 #include "pbskit/server/serve.h"
+#include "test_server.h"
 #include "test_support.h"
 
 namespace pbskit::server {
@@ -55,15 +56,7 @@ class ServerProtocolTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     config_ = *dir_ / "etc";
-    ServeConfig cfg;
-    cfg.config_dir = config_;
-    cfg.state_dir = *dir_ / "state";
-    cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
-    cfg.cert_bits = 2048;
-    cfg.default_store_path = *dir_ / "store1";
-    cfg.auth_failure_delay = std::chrono::milliseconds(10);
-    cfg.forbidden_delay = std::chrono::milliseconds(10);
+    ServeConfig cfg = test::LoopbackServeConfig(*dir_);
     auto s = Serve::Start(cfg);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     serve_ = s->release();

@@ -12,6 +12,7 @@
 #include "pbskit/server/http_client.h"
 #include "pbskit/server/password.h"
 #include "pbskit/server/serve.h"
+#include "test_server.h"
 #include "test_support.h"
 
 namespace pbskit::server {
@@ -24,15 +25,7 @@ class ServerRestTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     std::string config = *dir_ / "etc";
-    ServeConfig cfg;
-    cfg.config_dir = config;
-    cfg.state_dir = *dir_ / "state";
-    cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
-    cfg.cert_bits = 2048;
-    cfg.default_store_path = *dir_ / "store1";
-    cfg.auth_failure_delay = std::chrono::milliseconds(10);
-    cfg.forbidden_delay = std::chrono::milliseconds(10);
+    ServeConfig cfg = test::LoopbackServeConfig(*dir_);
     cfg.http.header_timeout = std::chrono::seconds(3);
     cfg.http.handshake_timeout = std::chrono::seconds(3);
     auto s = Serve::Start(cfg);
@@ -55,29 +48,9 @@ class ServerRestTest : public ::testing::Test {
     ASSERT_TRUE(ds->Save(config).ok());
 
     // A pbs-realm user with a password and a token without any ACL.
-    auto users = UserConfig::Load(config);
-    ASSERT_TRUE(users.ok());
-    UserEntry u;
-    u.id = "alice@pbs";
-    ASSERT_TRUE(users->Add(u).ok());
-    UserEntry t;
-    t.id = "alice@pbs!noacl";
-    t.is_token = true;
-    ASSERT_TRUE(users->Add(t).ok());
-    ASSERT_TRUE(users->Save(config).ok());
-    auto hash = EncryptPassword("alice-password");
-    ASSERT_TRUE(hash.ok()) << hash.status().ToString();
-    ASSERT_TRUE(SaveHashFile(config + "/shadow.json", {{"alice@pbs", *hash}}, true).ok());
-    auto tokens = LoadHashFile(config + "/token.shadow");
-    ASSERT_TRUE(tokens.ok());
-    auto thash = EncryptPassword("noacl-secret");
-    ASSERT_TRUE(thash.ok());
-    (*tokens)["alice@pbs!noacl"] = *thash;
-    ASSERT_TRUE(SaveHashFile(config + "/token.shadow", *tokens, false).ok());
-    auto acl = LoadAcl(config);
-    ASSERT_TRUE(acl.ok());
-    acl->Insert("/datastore/store1", "alice@pbs", "DatastoreAdmin", true);
-    ASSERT_TRUE(SaveAcl(config, *acl).ok());
+    test::AddUser(config, "alice@pbs", "alice-password");
+    test::AddToken(config, "alice@pbs!noacl", "noacl-secret");
+    test::Grant(config, "/datastore/store1", "alice@pbs", "DatastoreAdmin");
   }
   static void TearDownTestSuite() {
     delete serve_;

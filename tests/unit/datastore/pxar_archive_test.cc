@@ -18,6 +18,7 @@
 #include "pbskit/formats/crypto.h"
 #include "pbskit/formats/hex.h"
 #include "pbskit/formats/pxar/encoder.h"
+#include "archive_members.h"
 #include "test_support.h"
 
 namespace pbskit {
@@ -246,38 +247,9 @@ class StoreArchiveTest : public ::testing::Test {
     }
   }
 
-  struct Member {
-    mode_t type = 0;
-    mode_t perm = 0;
-    int64_t mtime = 0;
-    std::string content, hardlink, symlink;
-  };
-  // Every member of a tar / tar.zst / zip held in `bytes`, names without a trailing '/'.
+  using Member = test::ArchiveMember;
   static std::map<std::string, Member> Members(const std::string& bytes) {
-    std::map<std::string, Member> out;
-    struct archive* a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
-    EXPECT_EQ(archive_read_open_memory(a, bytes.data(), bytes.size()), ARCHIVE_OK)
-        << archive_error_string(a);
-    struct archive_entry* e;
-    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
-      std::string name = archive_entry_pathname(e);
-      while (!name.empty() && name.back() == '/') name.pop_back();
-      Member m;
-      m.type = archive_entry_filetype(e);
-      m.perm = archive_entry_perm(e);
-      m.mtime = archive_entry_mtime(e);
-      if (archive_entry_hardlink(e)) m.hardlink = archive_entry_hardlink(e);
-      if (archive_entry_symlink(e)) m.symlink = archive_entry_symlink(e);
-      char buf[65536];
-      la_ssize_t n;
-      while ((n = archive_read_data(a, buf, sizeof buf)) > 0) m.content.append(buf, n);
-      EXPECT_GE(n, 0) << archive_error_string(a);
-      out[name] = m;
-    }
-    archive_read_free(a);
-    return out;
+    return test::ArchiveMembers(bytes);
   }
   // The directory `path` of the archive of `dir` exported in `format` (null path: everything).
   static Result<std::string> Export(const char* dir, const char* path, PxarExportFormat format,
