@@ -256,8 +256,9 @@ std::string ChunkStore::ChunkPath(const Digest& d) const {
   return PrefixDir(d) + "/" + ToHex(d);
 }
 
-Result<ChunkStore::InsertAction> ChunkStore::DecideInsert(const std::string& path, const std::string& hex,
-                                              std::span<const uint8_t> blob) const {
+Result<ChunkStore::InsertDecision> ChunkStore::DecideInsert(const std::string& path,
+                                                            const std::string& hex,
+                                                            std::span<const uint8_t> blob) const {
   const uint64_t size = blob.size();
   const bool encrypted =
       MagicIs(blob, kEncryptedBlobMagic) || MagicIs(blob, kEncrCompressedBlobMagic);
@@ -265,15 +266,16 @@ Result<ChunkStore::InsertAction> ChunkStore::DecideInsert(const std::string& pat
       MagicIs(blob, kCompressedBlobMagic) || MagicIs(blob, kEncrCompressedBlobMagic);
   auto st = fs_->Stat(path, true);
   if (!st.ok()) {
-    if (st.status().IsNotFound()) return InsertAction::kWrite;
+    if (st.status().IsNotFound()) return InsertDecision{false, 0};
     return st.status();
   }
   if (!S_ISREG(st->st_mode)) {
     return Status::IoError("got unexpected file type on store '" + base_ + "' for chunk " + hex);
   }
   const uint64_t old_size = static_cast<uint64_t>(st->st_size);
-  if (old_size == size) return InsertAction::kKeep;
-  if (old_size == 0) return InsertAction::kWrite;  // an empty file (crash or S3 cache marker)
+  const InsertDecision keep{true, old_size}, write{false, old_size};
+  if (old_size == size) return keep;
+  if (old_size == 0) return write;  // an empty file (crash or S3 cache marker)
   if (encrypted) {
     PBSKIT_ASSIGN_OR_RETURN(int fd, fs_->Open(path, O_RDONLY));
     ScopedFd guard(fs_, fd);
@@ -289,10 +291,10 @@ Result<ChunkStore::InsertAction> ChunkStore::DecideInsert(const std::string& pat
       return Status::InvalidArgument("Overwriting existing (encrypted) chunk '" + hex +
                                      "' on store '" + base_ + "' is not allowed!");
     }
-    return InsertAction::kKeep;
+    return keep;
   }
-  if (old_size < size) return InsertAction::kKeep;
-  return InsertAction::kWrite;  // the existing file is bigger: replace it with the new one
+  if (old_size < size) return keep;
+  return write;  // the existing file is bigger: replace it with the new one
 }
 
 Result<ChunkStore::InsertResult> ChunkStore::InsertChunk(const Digest& d,
@@ -303,32 +305,32 @@ Result<ChunkStore::InsertResult> ChunkStore::InsertChunk(const Digest& d,
   }
   const std::string path = ChunkPath(d);
   const std::string hex = ToHex(d);
-  auto keep = [&]() -> Result<InsertResult> {
-    PBSKIT_ASSIGN_OR_RETURN(struct stat st, fs_->Stat(path, true));
+  auto keep = [&](const InsertDecision& d) -> Result<InsertResult> {
     PBSKIT_RETURN_IF_ERROR(TouchAtime(fs_, path));
-    return InsertResult{true, static_cast<uint64_t>(st.st_size)};
+    return InsertResult{true, d.old_size};
   };
   auto failed = [&](const Status& w) {
     return Status(w.code(), "inserting chunk on store '" + base_ + "' failed for " + hex + " - " +
                                 w.message());
   };
-  // Decide, write the temp file, then decide again and rename under the mutex: chunk writes of
-  // several threads run side by side, and a chunk another thread inserted meanwhile is kept.
-  PBSKIT_ASSIGN_OR_RETURN(InsertAction first, DecideInsert(path, hex, blob));
-  if (first == InsertAction::kKeep) {
+  // A chunk already there (most chunks of an incremental backup) is decided and touched under
+  // the mutex with one stat. A new one is written to its temp file outside the mutex, so the
+  // writes of several threads run side by side; the decision is repeated under the mutex before
+  // the rename, and a chunk another thread inserted meanwhile is kept.
+  {
     std::lock_guard<std::mutex> lock(insert_mu_);
-    PBSKIT_ASSIGN_OR_RETURN(InsertAction again, DecideInsert(path, hex, blob));
-    if (again == InsertAction::kKeep) return keep();
+    PBSKIT_ASSIGN_OR_RETURN(InsertDecision first, DecideInsert(path, hex, blob));
+    if (first.keep) return keep(first);
   }
   std::string tmp;
   Status w = WriteChunkTemp(path, blob, &tmp);
   if (!w.ok()) return failed(w);
   std::lock_guard<std::mutex> lock(insert_mu_);
   auto again = DecideInsert(path, hex, blob);
-  if (!again.ok() || *again == InsertAction::kKeep) {
+  if (!again.ok() || again->keep) {
     (void)fs_->Unlink(tmp);
     if (!again.ok()) return again.status();
-    return keep();
+    return keep(*again);
   }
   w = fs_->Rename(tmp, path);
   if (w.ok() && level_ == SyncLevel::kFile) w = fs_->FsyncDir(DirName(path));

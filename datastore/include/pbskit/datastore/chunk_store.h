@@ -131,11 +131,15 @@ class ChunkStore {
  private:
   ChunkStore(std::string base, Filesystem* fs, SyncLevel level);
   Result<std::shared_ptr<detail::ProcessLocker>> Locker() const;
-  // Whether InsertChunk writes `blob` to `path` or keeps the file there (FORMATS §8.1), or the
-  // error that refuses the insert.
-  enum class InsertAction { kWrite, kKeep };
-  Result<InsertAction> DecideInsert(const std::string& path, const std::string& hex,
-                                    std::span<const uint8_t> blob) const;
+  // Whether InsertChunk keeps the file at `path` (touching it) or writes `blob` there
+  // (FORMATS §8.1), with the size of the file found (0 when there is none); or the error that
+  // refuses the insert.
+  struct InsertDecision {
+    bool keep = false;
+    uint64_t old_size = 0;
+  };
+  Result<InsertDecision> DecideInsert(const std::string& path, const std::string& hex,
+                                      std::span<const uint8_t> blob) const;
   // Writes `blob` to a new "<path>.tmp_XXXXXX" (*tmp), the block-aligned bulk with O_DIRECT
   // where the file system allows it; fsync per sync level. Removes the temp file on failure.
   Status WriteChunkTemp(const std::string& path, std::span<const uint8_t> blob, std::string* tmp);
